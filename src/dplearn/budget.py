@@ -1,0 +1,148 @@
+"""Budget tiers: how much compute a chapter may spend.
+
+Every loop length, dataset size and model width that costs time is read from here, never written
+as a literal in a notebook. The tier comes from the environment variable ``DPLEARN_BUDGET``:
+
+========  ==========================================================================
+``quick`` tests and CI: each notebook runs top to bottom in about a minute on 2 CPU cores
+``book``  the website build on a 2-core CPU: each chapter within about 5 minutes
+``full``  real training on a GPU (Colab or your own); the default when CUDA is available
+========  ==========================================================================
+
+Usage in a chapter::
+
+    import dplearn
+    B = dplearn.budget("03_ddpm")   # the settings of chapter 3 in the current tier
+    B.tier, B.train_steps
+
+Each chapter's settings live in :data:`SETTINGS` below as ``name: (quick, book, full)``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+TIERS: tuple[str, ...] = ("quick", "book", "full")
+ENV_VAR = "DPLEARN_BUDGET"
+
+# ---------------------------------------------------------------------------------------------
+# Per-chapter settings: name -> (quick, book, full). One block per chapter.
+# ---------------------------------------------------------------------------------------------
+SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
+    # --- chapter 1: KL divergence ---
+    "01_kl_divergence": {
+        "n_random_pairs": (2_000, 20_000, 200_000),  # random (p, q) pairs in the Gibbs histogram
+        "mc_samples": (20_000, 200_000, 2_000_000),  # largest Monte Carlo sample in convergence plots
+        "grid_points": (1_001, 4_001, 8_001),  # quadrature grid for 1-D continuous KLs
+        "landscape_size": (41, 121, 241),  # (mean, std) grid of the KL landscapes
+        "fit_steps": (300, 1_500, 3_000),  # Adam steps fitting a Gaussian by forward/reverse KL
+        "n_data": (5_000, 50_000, 500_000),  # samples of the bimodal data for maximum likelihood
+        "elbo_samples": (2_000, 20_000, 200_000),  # Monte Carlo samples of the ELBO
+    },
+    # --- chapter 2: the forward process ---
+    "02_forward_process": {},
+    # --- chapter 3: DDPM ---
+    "03_ddpm": {},
+    # --- chapter 4: DDIM and scores ---
+    "04_ddim_and_scores": {},
+    # --- chapter 5: Push-T ---
+    "05_pusht": {},
+    # --- chapter 6: explicit policies ---
+    "06_explicit_policies": {},
+    # --- chapter 7: implicit policies ---
+    "07_implicit_policies": {},
+}
+
+
+def current_tier() -> str:
+    """The tier named by ``DPLEARN_BUDGET``; without it ``full`` when CUDA is available, else ``book``."""
+    value = os.environ.get(ENV_VAR, "").strip().lower()
+    if value:
+        if value not in TIERS:
+            raise ValueError(
+                f"{ENV_VAR}={value!r} is not a budget tier; expected one of {', '.join(TIERS)}"
+            )
+        return value
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "full"
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    return "book"
+
+
+class Budget(Mapping[str, Any]):
+    """The settings of one chapter (or none) in one tier, readable as attributes or keys.
+
+    Parameters
+    ----------
+    tier:
+        ``"quick"``, ``"book"`` or ``"full"``.
+    settings:
+        ``name -> value`` already resolved for ``tier``.
+    chapter:
+        The chapter the settings belong to, for error messages.
+    """
+
+    def __init__(self, tier: str, settings: Mapping[str, Any] | None = None, chapter: str | None = None):
+        if tier not in TIERS:
+            raise ValueError(f"tier={tier!r} is not a budget tier; expected one of {', '.join(TIERS)}")
+        self.tier = tier
+        self.chapter = chapter
+        self._settings = dict(settings or {})
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._settings[name]
+        except KeyError:
+            known = ", ".join(sorted(self._settings)) or "none"
+            raise AttributeError(
+                f"budget of chapter {self.chapter!r} has no setting {name!r}; known settings: {known}"
+            ) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._settings[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._settings)
+
+    def __len__(self) -> int:
+        return len(self._settings)
+
+    @property
+    def is_quick(self) -> bool:
+        return self.tier == "quick"
+
+    def __repr__(self) -> str:
+        items = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
+        head = f"Budget(tier={self.tier!r}" + (f", chapter={self.chapter!r}" if self.chapter else "")
+        return head + (f", {items})" if items else ")")
+
+
+def budget(chapter: str | None = None, tier: str | None = None) -> Budget:
+    """The budget for ``chapter`` (e.g. ``"03_ddpm"``) in the current tier (or ``tier``).
+
+    Without ``chapter`` the returned :class:`Budget` only carries ``.tier``.
+    """
+    tier = current_tier() if tier is None else tier
+    if tier not in TIERS:
+        raise ValueError(f"tier={tier!r} is not a budget tier; expected one of {', '.join(TIERS)}")
+    if chapter is None:
+        return Budget(tier)
+    if chapter not in SETTINGS:
+        raise ValueError(
+            f"chapter={chapter!r} has no budget; expected one of {', '.join(sorted(SETTINGS))}"
+        )
+    index = TIERS.index(tier)
+    resolved = {}
+    for name, values in SETTINGS[chapter].items():
+        if not (isinstance(values, tuple) and len(values) == 3):
+            raise ValueError(f"budget setting {chapter}.{name} must be a (quick, book, full) tuple")
+        resolved[name] = values[index]
+    return Budget(tier, resolved, chapter)

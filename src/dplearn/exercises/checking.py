@@ -1,0 +1,108 @@
+"""The machinery every exercise checker shares: results, safe calls and comparisons."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Result:
+    """Outcome of one check: ``passed`` and a message (with a hint when it failed).
+
+    Truthy when passed, so tests can ``assert check(...)``. Displays as one line in Jupyter.
+    """
+
+    passed: bool
+    message: str
+    hint: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        mark = "✓" if self.passed else "✗"
+        text = f"{mark} {self.message}"
+        if not self.passed and self.hint:
+            text += f"\n  Hint: {self.hint}"
+        return text
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        color = "#1a7f37" if self.passed else "#cf222e"
+        mark = "✓" if self.passed else "✗"
+        out = f'<div style="color:{color};font-weight:600">{mark} {html.escape(self.message)}</div>'
+        if not self.passed and self.hint:
+            out += f'<div style="margin-left:1.2em"><em>Hint:</em> {html.escape(self.hint)}</div>'
+        return out
+
+
+class NotAttempted(Exception):
+    """Raised inside a checker when the answer is still the starter stub."""
+
+
+def passed(message: str = "Correct!") -> Result:
+    return Result(True, message)
+
+
+def failed(message: str, hint: str | None = None) -> Result:
+    return Result(False, message, hint)
+
+
+def not_attempted(what: str) -> Result:
+    return Result(False, f"Not attempted yet: {what}", "Replace the `...`/`None` in the cell above and run it again.")
+
+
+def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the reader's ``fn``; a stub (``None`` result or ``NotImplementedError``) raises :class:`NotAttempted`."""
+    if fn is None or fn is Ellipsis:
+        raise NotAttempted
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise NotAttempted from exc
+    if out is None or out is Ellipsis:
+        raise NotAttempted
+    return out
+
+
+def as_numpy(x: Any) -> np.ndarray:
+    """A float64 NumPy copy of a number, array or torch tensor."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def close(actual: Any, expected: Any, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """Same shape and ``allclose`` in float64."""
+    a, e = as_numpy(actual), as_numpy(expected)
+    return a.shape == e.shape and bool(np.allclose(a, e, rtol=rtol, atol=atol))
+
+
+def checker(what: str):
+    """Decorator: turn stubs into 'not attempted' and unexpected errors into a failed result.
+
+    The decorated function returns a :class:`Result`; ``what`` names the task in messages.
+    """
+
+    def wrap(fn: Callable[..., Result]) -> Callable[..., Result]:
+        def inner(*args: Any, **kwargs: Any) -> Result:
+            try:
+                return fn(*args, **kwargs)
+            except NotAttempted:
+                return not_attempted(what)
+            except Exception as exc:  # the reader's code raised: show it, don't crash the notebook
+                return failed(f"{what}: your code raised {type(exc).__name__}: {exc}",
+                              "Run your function on a small input by hand and read the traceback.")
+
+        inner.__name__ = fn.__name__
+        inner.__doc__ = fn.__doc__
+        inner.__wrapped__ = fn
+        return inner
+
+    return wrap
