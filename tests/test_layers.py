@@ -1,0 +1,68 @@
+"""The library's layers (DESIGN.md): a module imports only from layers below it, never upward or sideways,
+except within its own package."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "dplearn"
+
+LAYERS = {
+    "budget": 0, "seeding": 0, "viz": 0,
+    "divergence": 1, "diffusion": 1, "envs": 1,
+    "nets": 2, "data": 2, "experts": 2,
+    "policies": 3,
+    "training": 4, "evaluation": 4, "collection": 4, "teleop": 4, "policy_training": 4,
+    "cli": 5, "exercises": 5,
+}
+
+MODULES = sorted(p for p in SRC.rglob("*.py") if p.name != "__init__.py" or p.parent != SRC)
+
+
+def _unit(path: Path) -> str:
+    """The top-level unit a file belongs to: ``diffusion/samplers.py`` -> ``diffusion``."""
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imported_units(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    units = set()
+    package = ".".join(("dplearn",) + path.relative_to(SRC).parent.parts)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against this file's package
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                names = [".".join(base + ([node.module] if node.module else []))]
+            else:
+                names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "dplearn" and len(parts) > 1:
+                units.add(parts[1])
+    return units
+
+
+def test_every_unit_has_a_layer():
+    units = {_unit(p) for p in MODULES}
+    unknown = sorted(units - set(LAYERS))
+    assert not unknown, f"modules without a layer (add them to DESIGN.md and LAYERS): {unknown}"
+
+
+@pytest.mark.parametrize("path", MODULES, ids=[str(p.relative_to(SRC)) for p in MODULES])
+def test_imports_only_from_lower_layers(path):
+    unit = _unit(path)
+    if unit not in LAYERS:
+        pytest.skip("unknown unit is reported by test_every_unit_has_a_layer")
+    bad = [u for u in _imported_units(path) if u != unit and LAYERS.get(u, 99) >= LAYERS[unit]]
+    assert not bad, (
+        f"{path.relative_to(SRC)} (layer {LAYERS[unit]}) imports {bad} "
+        f"(layers {[LAYERS.get(u) for u in bad]}): import only from layers below"
+    )
