@@ -38,11 +38,17 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "grid_points": (1_001, 4_001, 8_001),  # quadrature grid for 1-D continuous KLs
         "landscape_size": (41, 121, 241),  # (mean, std) grid of the KL landscapes
         "fit_steps": (300, 1_500, 3_000),  # Adam steps fitting a Gaussian by forward/reverse KL
-        "n_data": (5_000, 50_000, 500_000),  # samples of the bimodal data for maximum likelihood
+        "n_data": (5_000, 50_000, 200_000),  # samples of the bimodal data for maximum likelihood
         "elbo_samples": (2_000, 20_000, 200_000),  # Monte Carlo samples of the ELBO
     },
     # --- chapter 2: the forward process ---
-    "02_forward_process": {},
+    "02_forward_process": {
+        "n_samples": (20_000, 100_000, 200_000),    # samples per distribution comparison
+        "cloud_points": (1_000, 3_000, 5_000),      # points in the 2-D T-shaped cloud
+        "timing_batch": (256, 1_024, 4_096),        # batch size when timing O(1) vs O(t)
+        "timing_repeats": (3, 10, 30),              # repetitions per timing (best of)
+        "anim_frames": (12, 40, 60),                # frames of the trajectory animation
+    },
     # --- chapter 3: DDPM ---
     "03_ddpm": {},
     # --- chapter 4: DDIM and scores ---
