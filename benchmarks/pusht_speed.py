@@ -1,0 +1,210 @@
+"""Push-T speed: environment steps per second, dplearn's env beside Hugging Face's gym-pusht.
+
+Both environments run the same loop in the same run: ``gym.make(...)`` with the default
+wrappers, a pusher that aims near the block (contact-rich, like real use), a reset every 300
+steps or on success. gym-pusht needs pymunk < 7, so it runs in its own virtual environment, in a
+subprocess:
+
+    python benchmarks/pusht_speed.py --gym-pusht-python /path/to/venv/bin/python
+    python benchmarks/pusht_speed.py --make-venv      # creates a temporary venv with gym-pusht
+
+Without either option only dplearn's numbers are printed. Prints Markdown tables: speed, and how
+many open-loop episodes reproduce gym-pusht's trajectory bit for bit with each broadphase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OBS_TYPES = ("state", "pixels")
+
+
+def measure(env_id: str, obs_type: str, steps: int, seed: int = 0) -> float:
+    """Steps per second of ``env_id`` over ``steps`` steps (after a short warm-up)."""
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make(env_id, obs_type=obs_type)
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, 40.0, size=(steps + 100, 2))
+
+    def run(n: int, offset: int) -> None:
+        _, info = env.reset(seed=seed)
+        block = np.array(info.get("block_pose", [256.0, 256.0, 0.0])[:2], dtype=np.float64)
+        t = 0
+        for k in range(n):
+            action = np.clip(block + noise[offset + k], 0.0, 512.0)
+            _, _, terminated, truncated, info = env.step(action)
+            block = np.asarray(info["block_pose"][:2], dtype=np.float64)
+            t += 1
+            if terminated or truncated or t == 300:
+                _, info = env.reset(seed=seed + k)
+                block = np.array(info.get("block_pose", [256.0, 256.0, 0.0])[:2], dtype=np.float64)
+                t = 0
+
+    run(50, steps)  # warm-up
+    start = time.perf_counter()
+    run(steps, 0)
+    elapsed = time.perf_counter() - start
+    env.close()
+    return steps / elapsed
+
+
+def trajectories(env_id: str, episodes: int = 40, steps: int = 60, **kwargs) -> list:
+    """State observations along open-loop pushing episodes from fixed start states (angle 0)."""
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make(env_id, **kwargs).unwrapped
+    rng = np.random.default_rng(0)
+    out = []
+    for ep in range(episodes):
+        start = [*rng.uniform(60, 450, 2), *rng.uniform(150, 350, 2), 0.0]
+        obs, _ = env.reset(options={"reset_to_state": start})
+        traj = [obs.tolist()]
+        centre = np.array(start[2:4])
+        for t in range(steps):  # sweep loops through the block's starting area
+            loop = 80 * np.array([np.cos(0.3 * t + ep), np.sin(0.21 * t * (1 + ep % 3))])
+            action = np.clip(centre + loop + rng.normal(0, 10, 2), 0, 512)
+            traj.append(env.step(action)[0].tolist())
+        out.append(traj)
+    return out
+
+
+def worker(which: str, obs_type: str, steps: int, task: str) -> None:
+    if which.startswith("dplearn"):
+        import dplearn.envs  # noqa: F401  (registers dplearn/PushT-v0)
+
+        env_id, kwargs = "dplearn/PushT-v0", {}
+        if which == "dplearn-tree":
+            kwargs["broadphase"] = "tree"
+    else:
+        import gym_pusht  # noqa: F401
+
+        env_id, kwargs = "gym_pusht/PushT-v0", {}
+    if task == "speed":
+        print(json.dumps({"steps_per_s": measure(env_id, obs_type, steps)}))
+    else:
+        print(json.dumps({"trajectories": trajectories(env_id, **kwargs)}))
+
+
+def run_worker(
+    python: str, which: str, obs_type: str = "state", steps: int = 0, task: str = "speed"
+):
+    env = dict(os.environ)
+    if which.startswith("dplearn"):
+        src = str(Path(__file__).resolve().parents[1] / "src")
+        env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [
+            python,
+            __file__,
+            "--worker",
+            which,
+            "--obs-type",
+            obs_type,
+            "--steps",
+            str(steps),
+            "--task",
+            task,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["steps_per_s"] if task == "speed" else result["trajectories"]
+
+
+def agreement_table(ref_python: str) -> None:
+    """How many open-loop episodes replay gym-pusht's trajectory bit for bit, per broadphase."""
+    import numpy as np
+
+    ref = np.array(run_worker(ref_python, "gym_pusht", task="trajectories"))
+    print()
+    print(
+        f"Trajectory agreement with gym-pusht ({ref.shape[0]} open-loop episodes of "
+        f"{ref.shape[1] - 1} steps, state observations):"
+    )
+    print()
+    print("| broadphase | bit-identical episodes | median first divergent step | exact restore |")
+    print("| --- | ---: | ---: | --- |")
+    for which, name, exact in (
+        ("dplearn", "hash (default)", "yes"),
+        ("dplearn-tree", "tree", "no"),
+    ):
+        ours = np.array(run_worker(sys.executable, which, task="trajectories"))
+        diverged = np.abs(ours - ref).max(axis=-1) > 0
+        first = [int(np.argmax(d)) for d in diverged if d.any()]
+        median = f"{np.median(first):.0f}" if first else "-"
+        print(
+            f"| {name} | {int((~diverged.any(axis=1)).sum())} / {len(ref)} | {median} | {exact} |"
+        )
+
+
+def make_venv(root: Path) -> str:
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
+    python = str(root / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "gym-pusht"], check=True)
+    return python
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000, help="timed steps per measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per cell (best kept)")
+    parser.add_argument(
+        "--gym-pusht-python", help="python of a virtual env with gym-pusht installed"
+    )
+    parser.add_argument(
+        "--make-venv", action="store_true", help="create a temporary venv with gym-pusht"
+    )
+    parser.add_argument(
+        "--worker", choices=["dplearn", "dplearn-tree", "gym_pusht"], help=argparse.SUPPRESS
+    )
+    parser.add_argument("--obs-type", default="state", help=argparse.SUPPRESS)
+    parser.add_argument("--task", default="speed", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.obs_type, args.steps, args.task)
+        return
+
+    ref_python = args.gym_pusht_python
+    tmp = None
+    if args.make_venv and not ref_python:
+        tmp = tempfile.TemporaryDirectory(prefix="gym-pusht-venv-")
+        ref_python = make_venv(Path(tmp.name))
+
+    rows = []
+    for obs_type in OBS_TYPES:
+        steps = args.steps if obs_type == "state" else max(args.steps // 3, 100)
+        ours, ref = 0.0, None
+        for _ in range(args.repeats):  # interleaved, so both see the same machine load
+            ours = max(ours, run_worker(sys.executable, "dplearn", obs_type, steps))
+            if ref_python:
+                r = run_worker(ref_python, "gym_pusht", obs_type, steps)
+                ref = r if ref is None else max(ref, r)
+        rows.append((obs_type, ours, ref))
+
+    print("| obs_type | dplearn (steps/s) | gym-pusht (steps/s) | speed-up |")
+    print("| --- | ---: | ---: | ---: |")
+    for obs_type, ours, ref in rows:
+        ref_s = f"{ref:,.0f}" if ref else "n/a"
+        up = f"{ours / ref:.1f}×" if ref else "n/a"
+        print(f"| {obs_type} | {ours:,.0f} | {ref_s} | {up} |")
+    if ref_python:
+        agreement_table(ref_python)
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Environments: Push-T (the benchmark of Diffusion Policy) with its geometry and renderer.
+
+Introduced in chapter 5. Importing this package registers ``dplearn/PushT-v0`` with gymnasium
+(time limit 300 steps)::
+
+    import gymnasium as gym
+    import dplearn.envs
+    env = gym.make("dplearn/PushT-v0", obs_type="state")
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from dplearn.envs.geometry import GOAL_POSE, T_VERTICES, coverage, t_keypoints, t_polygons
+from dplearn.envs.pusht import PHYSICS_STATE_SIZE, PushTEnv
+from dplearn.envs.render import render_state, render_states
+
+__all__ = [
+    "PushTEnv",
+    "coverage",
+    "GOAL_POSE",
+    "T_VERTICES",
+    "t_polygons",
+    "t_keypoints",
+    "render_state",
+    "render_states",
+    "PHYSICS_STATE_SIZE",
+    "PUSHT_ID",
+]
+
+PUSHT_ID = "dplearn/PushT-v0"
+
+if PUSHT_ID not in gym.registry:
+    gym.register(id=PUSHT_ID, entry_point="dplearn.envs.pusht:PushTEnv", max_episode_steps=300)
