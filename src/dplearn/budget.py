@@ -50,15 +50,61 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "anim_frames": (12, 40, 60),                # frames of the trajectory animation
     },
     # --- chapter 3: DDPM ---
-    "03_ddpm": {},
+    "03_ddpm": {
+        "diffusion_steps": (1_000, 1_000, 1_000),  # T: steps of the forward process (and of sampling)
+        "n_train": (4_000, 20_000, 100_000),  # training points drawn from the ring of 8 Gaussians
+        "train_steps": (800, 5_000, 20_000),  # optimiser steps of the ring denoiser
+        "batch_size": (256, 512, 1_024),  # points per optimiser step
+        "hidden": (64, 128, 256),  # width of the MLP denoiser
+        "n_layers": (2, 3, 4),  # residual blocks of the MLP denoiser
+        "t_train_steps": (400, 3_000, 20_000),  # optimiser steps of the T-shape denoiser
+        "n_samples": (500, 2_000, 10_000),  # generated points per measurement
+        "n_heldout": (300, 2_000, 10_000),  # held-out points for the bound in nats
+        "anim_frames": (8, 24, 24),  # frames of the reverse-process animation
+    },
     # --- chapter 4: DDIM and scores ---
-    "04_ddim_and_scores": {},
+    "04_ddim_and_scores": {
+        "diffusion_steps": (1_000, 1_000, 1_000),  # T: steps of the forward process
+        "n_train": (4_000, 20_000, 100_000),  # training points drawn from the ring of 8 Gaussians
+        "train_steps": (800, 5_000, 20_000),  # optimiser steps of the ring denoiser
+        "batch_size": (256, 512, 1_024),  # points per optimiser step
+        "hidden": (64, 128, 256),  # width of the MLP denoisers
+        "n_layers": (2, 3, 4),  # residual blocks of the MLP denoisers
+        "n_samples": (400, 2_000, 10_000),  # generated points per sampler in the quality curve
+        "n_repeats": (1, 3, 5),  # repetitions of each sampler run (spread of the measurements)
+        "grid_size": (11, 21, 31),  # arrows per axis in the score quiver plots
+        "cond_train_steps": (800, 6_000, 30_000),  # optimiser steps of the angle-conditioned denoiser
+        "n_cond_samples": (300, 1_500, 5_000),  # generated points per angle
+    },
     # --- chapter 5: Push-T ---
-    "05_pusht": {},
+    "05_pusht": {
+        "n_eval_episodes": (10, 50, 50),  # episodes per policy in the evaluation protocol
+        "n_routes": (4, 8, 8),  # expert seeds run from one start (multimodality figure)
+        "anim_frames": (30, 80, 120),  # frames of the demonstration animation
+        "mc_points": (50_000, 400_000, 2_000_000),  # Monte Carlo points for coverage from scratch
+    },
     # --- chapter 6: explicit policies ---
-    "06_explicit_policies": {},
+    "06_explicit_policies": {
+        "toy_demos": (100, 200, 400),  # demonstrations of the around-the-obstacle task
+        "toy_steps": (400, 1_500, 5_000),  # training steps of each toy policy
+        "toy_hidden": (64, 64, 128),  # width of the toy policies' hidden layers
+        "toy_rollouts": (100, 300, 1_000),  # episodes per toy policy when measuring collisions
+        "bins_max_log2": (5, 7, 8),  # precision sweep: K = 4, 8, ..., 2**bins_max_log2 bins
+        "bins_steps": (300, 1_500, 4_000),  # training steps of each policy in the precision sweep
+        "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
+    },
     # --- chapter 7: implicit policies ---
-    "07_implicit_policies": {},
+    "07_implicit_policies": {
+        "toy_demos": (100, 200, 400),  # demonstrations of the around-the-obstacle task
+        "toy_steps": (300, 1_500, 5_000),  # training steps of each toy energy model
+        "toy_hidden": (64, 64, 128),  # width of the energy MLP on the toy task
+        "toy_rollouts": (50, 200, 1_000),  # episodes per toy policy
+        "dfo_samples": (256, 1_024, 4_096),  # DFO population on the toy task
+        "grid_size": (41, 121, 201),  # action grid of the energy-landscape plots (per axis)
+        "negatives_max_log2": (5, 9, 10),  # negative-sampling sweep: N = 8, 16 ... 2**negatives_max_log2
+        "sweep_steps": (200, 800, 3_000),  # training steps of each model in the sweep
+        "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
+    },
 }
 
 

@@ -1,0 +1,205 @@
+"""Noise schedules: the betas of the forward process and everything derived from them.
+
+The forward (noising) process of a diffusion model adds a little Gaussian noise at each of
+``T`` steps (Ho et al., 2020, eq. 2):
+
+.. math::
+
+    q(x_t \\mid x_{t-1}) = \\mathcal N\\big(\\sqrt{1-\\beta_t}\\,x_{t-1},\\ \\beta_t I\\big),
+    \\qquad t = 1, \\dots, T.
+
+With :math:`\\alpha_t = 1 - \\beta_t` and :math:`\\bar\\alpha_t = \\prod_{s \\le t} \\alpha_s`, the
+noised sample at any step has the closed form :math:`q(x_t \\mid x_0) = \\mathcal N(\\sqrt{\\bar\\alpha_t}
+x_0, (1 - \\bar\\alpha_t) I)`.
+
+Indexing convention (the same as diffusers and the Diffusion Policy code): tensors have length
+``T`` and **index** ``t = 0 .. T-1`` holds the quantities of **math step** ``t + 1``. So
+``alphas_cumprod[0]`` is :math:`\\bar\\alpha_1` and ``alphas_cumprod[T-1]`` is :math:`\\bar\\alpha_T`;
+:math:`\\bar\\alpha_0 = 1` (no noise) has no index and appears as ``alphas_cumprod_prev[0]``.
+
+Introduced in chapter 2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["NoiseSchedule"]
+
+
+def _as_float64_betas(betas: torch.Tensor | np.ndarray | Sequence[float]) -> torch.Tensor:
+    """``betas`` as a 1-D float64 CPU tensor, validated: length >= 1, every entry in (0, 1)."""
+    if isinstance(betas, torch.Tensor):
+        b = betas.detach().to(device="cpu", dtype=torch.float64)
+    else:
+        try:
+            b = torch.as_tensor(np.asarray(betas, dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"betas must be a 1-D sequence of numbers, got {betas!r}") from exc
+    if b.ndim != 1:
+        raise ValueError(f"betas must be 1-D (one beta per step), got shape {tuple(b.shape)}")
+    if b.numel() < 1:
+        raise ValueError("betas must hold at least one step (T >= 1), got an empty sequence")
+    if not bool(torch.all(torch.isfinite(b))):
+        raise ValueError("betas must be finite numbers")
+    if not bool(torch.all((b > 0) & (b < 1))):
+        bad = b[(b <= 0) | (b >= 1)]
+        raise ValueError(
+            f"betas must lie strictly inside (0, 1); got {bad.numel()} value(s) outside, e.g. {bad[0].item()!r}"
+        )
+    return b
+
+
+class NoiseSchedule:
+    """The variance schedule :math:`\\beta_1..\\beta_T` of the forward process and its derived tensors.
+
+    Build one with :meth:`linear` (DDPM) or :meth:`cosine` (improved DDPM, used by Diffusion
+    Policy), or from any betas: ``NoiseSchedule(betas)``. All quantities are computed in float64
+    and stored as tensors of ``dtype`` (float32 by default); a float64 copy is kept so that
+    functions working on float64 inputs lose no precision.
+
+    Attributes (all of shape ``(T,)``, index ``t`` = math step ``t + 1``)
+    -------------------------------------------------------------------
+    betas
+        :math:`\\beta_t`, the variance added at step t.
+    alphas
+        :math:`\\alpha_t = 1 - \\beta_t`.
+    alphas_cumprod
+        :math:`\\bar\\alpha_t = \\prod_{s=1}^t \\alpha_s`; the signal kept at step t.
+    alphas_cumprod_prev
+        :math:`\\bar\\alpha_{t-1}`, with :math:`\\bar\\alpha_0 = 1` at index 0.
+    sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod
+        :math:`\\sqrt{\\bar\\alpha_t}` and :math:`\\sqrt{1-\\bar\\alpha_t}`, the two coefficients of
+        :func:`~dplearn.diffusion.q_sample`.
+    snr
+        signal-to-noise ratio :math:`\\bar\\alpha_t / (1 - \\bar\\alpha_t)`.
+    posterior_variance
+        :math:`\\tilde\\beta_t = \\frac{1-\\bar\\alpha_{t-1}}{1-\\bar\\alpha_t}\\beta_t`, the variance of
+        :math:`q(x_{t-1} \\mid x_t, x_0)` (0 at index 0).
+
+    Parameters
+    ----------
+    betas:
+        1-D sequence of length ``T >= 1`` with every entry in (0, 1).
+    dtype:
+        floating dtype of the public tensors (default ``torch.float32``).
+
+    Introduced in chapter 2.
+    """
+
+    _FIELDS = (
+        "betas", "alphas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+        "sqrt_one_minus_alphas_cumprod", "snr", "posterior_variance",
+        "posterior_mean_coef1", "posterior_mean_coef2",
+    )
+
+    def __init__(self, betas: torch.Tensor | np.ndarray | Sequence[float],
+                 dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"):
+        if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
+        b = _as_float64_betas(betas)
+        a = 1.0 - b
+        abar = torch.cumprod(a, dim=0)
+        abar_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        f64 = {
+            "betas": b,
+            "alphas": a,
+            "alphas_cumprod": abar,
+            "alphas_cumprod_prev": abar_prev,
+            "sqrt_alphas_cumprod": abar.sqrt(),
+            "sqrt_one_minus_alphas_cumprod": (1.0 - abar).sqrt(),
+            "snr": abar / (1.0 - abar),
+            "posterior_variance": (1.0 - abar_prev) / (1.0 - abar) * b,
+            # mean of q(x_{t-1} | x_t, x_0) = coef1 * x_0 + coef2 * x_t (Ho et al. 2020, eq. 7)
+            "posterior_mean_coef1": abar_prev.sqrt() * b / (1.0 - abar),
+            "posterior_mean_coef2": a.sqrt() * (1.0 - abar_prev) / (1.0 - abar),
+        }
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self._f64 = {k: v.to(self.device) for k, v in f64.items()}
+        for name, value in f64.items():
+            setattr(self, name, value.to(device=self.device, dtype=dtype))
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def linear(cls, T: int, beta_start: float = 1e-4, beta_end: float = 0.02,
+               dtype: torch.dtype = torch.float32) -> NoiseSchedule:
+        """Betas evenly spaced from ``beta_start`` to ``beta_end`` (Ho et al., 2020, sec. 4).
+
+        :math:`\\beta_t = \\beta_{start} + \\frac{t-1}{T-1}(\\beta_{end} - \\beta_{start})`; DDPM uses
+        ``T = 1000``, 1e-4 and 0.02. With ``T = 1`` the single beta is ``beta_start``.
+        """
+        T = _check_T(T)
+        for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
+            if not (0.0 < float(value) < 1.0):
+                raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
+        betas = torch.linspace(float(beta_start), float(beta_end), T, dtype=torch.float64)
+        return cls(betas, dtype=dtype)
+
+    @classmethod
+    def cosine(cls, T: int, s: float = 0.008, max_beta: float = 0.999,
+               dtype: torch.dtype = torch.float32) -> NoiseSchedule:
+        """The squared-cosine schedule of improved DDPM (Nichol & Dhariwal, 2021, eq. 17).
+
+        :math:`\\bar\\alpha(t) = f(t) / f(0)` with :math:`f(t) = \\cos^2\\!\\big(\\frac{t/T + s}{1 + s}
+        \\cdot\\frac{\\pi}{2}\\big)`, and :math:`\\beta_t = \\min(1 - \\bar\\alpha(t)/\\bar\\alpha(t-1),
+        \\text{max\\_beta})`; the cap keeps the last steps from being singular. The stored
+        ``alphas_cumprod`` is the cumulative product of the capped betas. Diffusion Policy uses
+        this schedule with ``T = 100`` (diffusers' ``squaredcos_cap_v2``).
+        """
+        T = _check_T(T)
+        if not (float(s) >= 0.0):
+            raise ValueError(f"s must be a non-negative offset, got {s!r}")
+        if not (0.0 < float(max_beta) < 1.0):
+            raise ValueError(f"max_beta must lie in (0, 1), got {max_beta!r}")
+
+        def f(u: torch.Tensor) -> torch.Tensor:
+            return torch.cos((u + s) / (1.0 + s) * math.pi / 2.0) ** 2
+
+        u = torch.arange(T + 1, dtype=torch.float64) / T
+        abar = f(u) / f(torch.zeros((), dtype=torch.float64))
+        betas = torch.clamp(1.0 - abar[1:] / abar[:-1], max=float(max_beta))
+        return cls(betas, dtype=dtype)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def num_steps(self) -> int:
+        """T, the number of diffusion steps."""
+        return int(self.betas.shape[0])
+
+    @property
+    def T(self) -> int:  # noqa: N802 - the paper's name
+        """T, the number of diffusion steps (alias of :attr:`num_steps`)."""
+        return self.num_steps
+
+    def __len__(self) -> int:
+        return self.num_steps
+
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> NoiseSchedule:
+        """A copy of this schedule with its tensors on ``device`` and/or of ``dtype``."""
+        return NoiseSchedule(self._f64["betas"].cpu(), dtype=dtype or self.dtype,
+                             device=device if device is not None else self.device)
+
+    def float64(self, name: str) -> torch.Tensor:
+        """The float64 version of the tensor attribute ``name`` (e.g. ``"alphas_cumprod"``)."""
+        if name not in self._f64:
+            raise ValueError(f"name must be one of {', '.join(self._FIELDS)}, got {name!r}")
+        return self._f64[name]
+
+    def __repr__(self) -> str:
+        b = self._f64["betas"]
+        abar_T = self._f64["alphas_cumprod"][-1].item()
+        return (f"NoiseSchedule(T={self.num_steps}, beta_1={b[0].item():.3g}, beta_T={b[-1].item():.3g}, "
+                f"alphas_cumprod_T={abar_T:.3g}, dtype={self.dtype})")
+
+
+def _check_T(T: int) -> int:
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
+        raise ValueError(f"T must be a positive integer (number of steps), got {T!r}")
+    if T < 1:
+        raise ValueError(f"T must be at least 1, got {T}")
+    return int(T)
