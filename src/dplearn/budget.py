@@ -86,11 +86,11 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
     # --- chapter 6: explicit policies ---
     "06_explicit_policies": {
         "toy_demos": (100, 200, 400),  # demonstrations of the around-the-obstacle task
-        "toy_steps": (400, 1_500, 5_000),  # training steps of each toy policy
+        "toy_steps": (300, 1_500, 5_000),  # training steps of each toy policy
         "toy_hidden": (64, 64, 128),  # width of the toy policies' hidden layers
         "toy_rollouts": (100, 300, 1_000),  # episodes per toy policy when measuring collisions
-        "bins_max_log2": (5, 7, 8),  # precision sweep: K = 4, 8, ..., 2**bins_max_log2 bins
-        "bins_steps": (300, 1_500, 4_000),  # training steps of each policy in the precision sweep
+        "bins_max_log2": (4, 7, 8),  # precision sweep: K = 4, 8, ..., 2**bins_max_log2 bins
+        "bins_steps": (200, 1_500, 4_000),  # training steps of each policy in the precision sweep
         "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
     },
     # --- chapter 7: implicit policies ---
