@@ -53,28 +53,31 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
     "03_ddpm": {
         "diffusion_steps": (1_000, 1_000, 1_000),  # T: steps of the forward process (and of sampling)
         "n_train": (4_000, 20_000, 100_000),  # training points drawn from the ring of 8 Gaussians
-        "train_steps": (800, 5_000, 20_000),  # optimiser steps of the ring denoiser
+        "train_steps": (800, 5_000, 10_000),  # optimiser steps of the ring denoiser
         "batch_size": (256, 512, 1_024),  # points per optimiser step
-        "hidden": (64, 128, 256),  # width of the MLP denoiser
-        "n_layers": (2, 3, 4),  # residual blocks of the MLP denoiser
-        "t_train_steps": (400, 3_000, 20_000),  # optimiser steps of the T-shape denoiser
-        "n_samples": (500, 2_000, 10_000),  # generated points per measurement
-        "n_heldout": (300, 2_000, 10_000),  # held-out points for the bound in nats
+        "hidden": (64, 128, 128),  # width of the MLP denoiser
+        "n_layers": (2, 3, 3),  # residual blocks of the MLP denoiser
+        "t_train_steps": (400, 3_000, 8_000),  # optimiser steps of the T-shape denoiser
+        "n_samples": (500, 2_000, 5_000),  # generated points per measurement (sampled on the CPU)
+        "n_heldout": (300, 2_000, 5_000),  # held-out points for the bound in nats
+        "bound_draws": (8, 16, 32),  # draws of x_t per point for the first terms of the bound
+        "n_check": (128, 256, 256),  # points sampled twice to compare scratch and library samplers
+        "n_reference_sets": (3, 5, 5),  # fresh data sets the energy distances are measured against
         "anim_frames": (8, 24, 24),  # frames of the reverse-process animation
     },
     # --- chapter 4: DDIM and scores ---
     "04_ddim_and_scores": {
-        "diffusion_steps": (1_000, 1_000, 1_000),  # T: steps of the forward process
+        "diffusion_steps": (100, 100, 100),  # T: steps of the forward process (Diffusion Policy's 100)
         "n_train": (4_000, 20_000, 100_000),  # training points drawn from the ring of 8 Gaussians
-        "train_steps": (800, 5_000, 20_000),  # optimiser steps of the ring denoiser
+        "train_steps": (800, 5_000, 10_000),  # optimiser steps of the ring denoiser
         "batch_size": (256, 512, 1_024),  # points per optimiser step
-        "hidden": (64, 128, 256),  # width of the MLP denoisers
-        "n_layers": (2, 3, 4),  # residual blocks of the MLP denoisers
-        "n_samples": (400, 2_000, 10_000),  # generated points per sampler in the quality curve
+        "hidden": (64, 128, 128),  # width of the MLP denoisers
+        "n_layers": (2, 3, 3),  # residual blocks of the MLP denoisers
+        "n_samples": (400, 2_000, 5_000),  # generated points per sampler in the quality curve
         "n_repeats": (1, 3, 5),  # repetitions of each sampler run (spread of the measurements)
         "grid_size": (11, 21, 31),  # arrows per axis in the score quiver plots
-        "cond_train_steps": (800, 6_000, 30_000),  # optimiser steps of the angle-conditioned denoiser
-        "n_cond_samples": (300, 1_500, 5_000),  # generated points per angle
+        "cond_train_steps": (800, 6_000, 15_000),  # optimiser steps of the angle-conditioned denoiser
+        "n_cond_samples": (300, 1_500, 3_000),  # generated points per angle
     },
     # --- chapter 5: Push-T ---
     "05_pusht": {
@@ -85,24 +88,26 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
     },
     # --- chapter 6: explicit policies ---
     "06_explicit_policies": {
-        "toy_demos": (100, 200, 400),  # demonstrations of the around-the-obstacle task
-        "toy_steps": (300, 1_500, 5_000),  # training steps of each toy policy
-        "toy_hidden": (64, 64, 128),  # width of the toy policies' hidden layers
-        "toy_rollouts": (100, 300, 1_000),  # episodes per toy policy when measuring collisions
-        "bins_max_log2": (4, 7, 8),  # precision sweep: K = 4, 8, ..., 2**bins_max_log2 bins
-        "bins_steps": (200, 1_500, 4_000),  # training steps of each policy in the precision sweep
+        "toy_demos": (100, 400, 1_000),  # demonstrations of the around-the-obstacle task
+        "toy_steps": (300, 3_000, 10_000),  # training steps of each toy policy
+        "toy_hidden": (64, 128, 256),  # width of the toy policies' hidden layers
+        "toy_rollouts": (100, 500, 2_000),  # episodes per toy policy when measuring collisions
+        "bins_max_log2": (4, 8, 9),  # precision sweep: K = 4, 8, ..., 2**bins_max_log2 bins
+        "bins_steps": (200, 3_000, 10_000),  # training steps of each policy in the precision sweep
         "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
     },
     # --- chapter 7: implicit policies ---
     "07_implicit_policies": {
-        "toy_demos": (100, 200, 400),  # demonstrations of the around-the-obstacle task
-        "toy_steps": (300, 1_500, 5_000),  # training steps of each toy energy model
-        "toy_hidden": (64, 64, 128),  # width of the energy MLP on the toy task
-        "toy_rollouts": (50, 200, 1_000),  # episodes per toy policy
+        "toy_demos": (100, 400, 1_000),  # demonstrations of the around-the-obstacle task
+        "toy_steps": (300, 1_500, 8_000),  # training steps of the toy energy model
+        "toy_hidden": (64, 64, 128),  # width of the energy MLPs on the toy task
+        "toy_rollouts": (50, 200, 1_000),  # episodes of the toy IBC policy
         "dfo_samples": (256, 1_024, 4_096),  # DFO population on the toy task
-        "grid_size": (41, 121, 201),  # action grid of the energy-landscape plots (per axis)
-        "negatives_max_log2": (5, 9, 10),  # negative-sampling sweep: N = 8, 16 ... 2**negatives_max_log2
-        "sweep_steps": (200, 800, 3_000),  # training steps of each model in the sweep
+        "grid_size": (41, 121, 201),  # action grid of the energy-landscape plots (points per axis)
+        "quality_states": (50, 300, 1_000),  # held-out states scoring each energy of the sweep
+        "negatives_max_log2": (5, 9, 10),  # negative-sampling sweep: N = 8, 32, ... <= 2**negatives_max_log2
+        "sweep_steps": (200, 1_200, 5_000),  # training steps of each energy in the sweep
+        "sweep_rollouts": (30, 100, 500),  # toy episodes per energy in the sweep
         "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
     },
 }
