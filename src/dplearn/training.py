@@ -28,7 +28,6 @@ import copy
 import math
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dplearn.atomic import torch_save_atomic
 from dplearn.seeding import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "warmup_cosine", "train", "select_device",
@@ -374,19 +374,8 @@ def _set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then :func:`os.replace` it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` to ``path`` atomically (see :mod:`dplearn.atomic`)."""
+    torch_save_atomic(obj, path)
 
 
 def _config_dict(config: TrainConfig) -> dict[str, Any]:

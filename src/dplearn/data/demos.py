@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dplearn.atomic import atomic_write
 
 STATE_DIM = 5
 ACTION_DIM = 2
@@ -191,25 +192,16 @@ def save_demos(path: str | os.PathLike, demos: Demos) -> Path:
         meta_json = json.dumps(demos.meta, sort_keys=True)
     except TypeError as exc:
         raise ValueError(f"demos.meta must be JSON-serialisable: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(
-                f,
-                state=demos.state.astype(np.float32),
-                action=demos.action.astype(np.float32),
-                episode_ends=demos.episode_ends.astype(np.int64),
-                meta=np.array(meta_json),
-            )
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    def write(f) -> None:
+        np.savez_compressed(
+            f,
+            state=demos.state.astype(np.float32),
+            action=demos.action.astype(np.float32),
+            episode_ends=demos.episode_ends.astype(np.int64),
+            meta=np.array(meta_json),
+        )
+
+    atomic_write(path, write, suffix=".tmp.npz")
     return path
 
 

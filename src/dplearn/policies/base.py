@@ -33,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dplearn.atomic import torch_save_atomic
 from dplearn.data.normalizer import Normalizer
 
 __all__ = ["PolicyConfig", "Policy", "mlp", "split_batch", "CHECKPOINT_FORMAT"]
@@ -171,21 +171,7 @@ def _identity_normalizer(dim: int) -> Normalizer:
 
 
 def _save_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual permissions
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    torch_save_atomic(obj, path)
 
 
 # ---------------------------------------------------------------------------------------------
