@@ -7,7 +7,6 @@ and returns a :class:`~dplearn.exercises.checking.Result`; none of them prints t
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -18,11 +17,11 @@ from dplearn.exercises.checking import (
     NotAttempted,
     Result,
     as_numpy,
-    call,
     checker,
     close,
     failed,
     passed,
+    quiet_call,
 )
 
 __all__ = [
@@ -33,11 +32,6 @@ __all__ = [
 ]
 
 
-def _quiet_call(fn: Callable[..., Any], *args: Any) -> np.ndarray:
-    """Call the reader's function with NumPy's log(0) warnings silenced; return a float64 array."""
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return as_numpy(call(fn, *args))
 
 
 def _random_categorical(rng: np.random.Generator, size: tuple[int, ...], k: int) -> np.ndarray:
@@ -55,7 +49,7 @@ def check_kl_categorical(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Result:
 
     # 1. strictly positive, one pair
     p, q = _random_categorical(rng, (), k), _random_categorical(rng, (), k)
-    out = _quiet_call(fn, p.copy(), q.copy())
+    out = quiet_call(fn, p.copy(), q.copy())
     expected = kl_categorical(p, q)
     if out.shape != ():
         return failed(f"for p, q of shape ({k},) your function returned shape {out.shape}; expected a scalar",
@@ -78,7 +72,7 @@ def check_kl_categorical(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Result:
     q = _random_categorical(rng, (), k)
     q[np.flatnonzero(p == 0)[0]] = 0.0
     q /= q.sum()
-    out = _quiet_call(fn, p.copy(), q.copy())
+    out = quiet_call(fn, p.copy(), q.copy())
     if not np.all(np.isfinite(out)):
         return failed("your function returns nan or inf when some p_k = 0",
                       "By convention 0·log 0 = 0: leave out (or mask with np.where) the terms with p_k = 0.")
@@ -90,14 +84,14 @@ def check_kl_categorical(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Result:
     q = _random_categorical(rng, (), k)
     q[np.flatnonzero(p > 0)[0]] = 0.0
     q /= q.sum()
-    out = _quiet_call(fn, p.copy(), q.copy())
+    out = quiet_call(fn, p.copy(), q.copy())
     if not (out.shape == () and out == np.inf):
         return failed("when some q_k = 0 < p_k the KL must be inf",
                       "Q gives zero probability to an outcome P produces: the extra code length is infinite.")
 
     # 4. a batch: reduce over the last axis only
     p, q = _random_categorical(rng, (3, 5), k), _random_categorical(rng, (3, 5), k)
-    out = _quiet_call(fn, p.copy(), q.copy())
+    out = quiet_call(fn, p.copy(), q.copy())
     if out.shape != (3, 5):
         return failed(f"for p, q of shape (3, 5, {k}) your function returned shape {out.shape}; expected (3, 5)",
                       "Sum over the last axis only: .sum(axis=-1).")
@@ -138,7 +132,7 @@ def check_kl_gaussian(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarr
         mu_p, mu_q = rng.normal(size=shape), rng.normal(size=shape)
         var_p, var_q = rng.uniform(0.2, 3.0, size=shape), rng.uniform(0.2, 3.0, size=shape)
         args = (mu_p, var_p, mu_q, var_q)
-        out = _quiet_call(fn, *(a.copy() for a in args))
+        out = quiet_call(fn, *(a.copy() for a in args))
         expected = kl_gaussian(*args)
         if out.shape != np.shape(expected):
             return failed(f"for inputs of shape {shape} your function returned shape {out.shape}, "
@@ -148,7 +142,7 @@ def check_kl_gaussian(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarr
             hint = _gaussian_mistake(out, *args)
             return failed(f"wrong value for inputs of shape {shape}",
                           hint or "½ Σ [log(σ_q²/σ_p²) + (σ_p² + (μ_p − μ_q)²)/σ_q² − 1].")
-    same = _quiet_call(fn, mu_p.copy(), var_p.copy(), mu_p.copy(), var_p.copy())
+    same = quiet_call(fn, mu_p.copy(), var_p.copy(), mu_p.copy(), var_p.copy())
     if not close(same, np.zeros(mu_p.shape[:-1]), atol=1e-9):
         return failed("KL(p‖p) should be 0", "Check the −1 inside the bracket.")
     return passed("Correct! That is the closed form chapter 3 uses for every term of the diffusion bound.")

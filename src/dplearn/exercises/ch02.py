@@ -8,7 +8,6 @@ Each checker tests the reader's answer against :mod:`dplearn.diffusion` and
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -21,11 +20,11 @@ from dplearn.exercises.checking import (
     NotAttempted,
     Result,
     as_numpy,
-    call,
     checker,
     close,
     failed,
     passed,
+    quiet_call,
 )
 
 __all__ = [
@@ -37,10 +36,6 @@ __all__ = [
 ]
 
 
-def _quiet(fn: Callable[..., Any], *args: Any) -> np.ndarray:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return as_numpy(call(fn, *args))
 
 
 def _random_betas(rng: np.random.Generator, T: int) -> np.ndarray:
@@ -57,7 +52,7 @@ def check_alphas_cumprod(fn: Callable[[np.ndarray], Any]) -> Result:
     rng = np.random.default_rng()
     for T in (1, int(rng.integers(5, 12)), int(rng.integers(50, 200))):
         betas = _random_betas(rng, T)
-        out = _quiet(fn, betas.copy())
+        out = quiet_call(fn, betas.copy())
         expected = NoiseSchedule(betas).float64("alphas_cumprod").numpy()
         if out.shape != expected.shape:
             if out.shape == (T + 1,):
@@ -103,7 +98,7 @@ def check_q_sample(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch
         noise = torch.randn(shape, generator=g, dtype=torch.float64)
         t = torch.randint(0, T, (shape[0],), generator=g)
         t[0], t[-1] = 0, T - 1
-        out = _quiet(fn, x0.clone(), t.clone(), noise.clone(), abar.clone())
+        out = quiet_call(fn, x0.clone(), t.clone(), noise.clone(), abar.clone())
         expected = q_sample(schedule, x0, t, noise)
         if out.shape != tuple(shape):
             return failed(f"for x0 of shape {tuple(shape)} you returned shape {out.shape}",
@@ -137,7 +132,7 @@ def check_kl_to_prior(fn: Callable[[np.ndarray, float], Any]) -> Result:
     for d, abar in ((1, float(rng.uniform(0.2, 0.8))), (int(rng.integers(2, 6)), float(rng.uniform(1e-4, 0.1))),
                     (int(rng.integers(2, 6)), float(rng.uniform(0.5, 0.99)))):
         x0 = rng.normal(size=d) * 2
-        out = _quiet(fn, x0.copy(), abar)
+        out = quiet_call(fn, x0.copy(), abar)
         expected = float(kl_gaussian(math.sqrt(abar) * x0, np.full(d, 1 - abar), np.zeros(d), np.ones(d)))
         if out.shape != ():
             return failed(f"for x0 of shape ({d},) you returned shape {out.shape}; expected a number",

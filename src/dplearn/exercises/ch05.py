@@ -7,7 +7,6 @@ inputs and returns a :class:`~dplearn.exercises.checking.Result`; none prints th
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -15,15 +14,20 @@ import numpy as np
 
 from dplearn.data import Normalizer, window_indices
 from dplearn.evaluation import EvalResult
-from dplearn.exercises.checking import Result, as_numpy, call, checker, close, failed, passed
+from dplearn.exercises.checking import (
+    Result,
+    as_numpy,
+    call,
+    checker,
+    close,
+    failed,
+    passed,
+    quiet_call,
+)
 
 __all__ = ["check_normalize", "check_episode_windows", "check_score"]
 
 
-def _quiet(fn: Callable[..., Any], *args: Any) -> np.ndarray:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return as_numpy(call(fn, *args))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -39,7 +43,7 @@ def check_normalize(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any]) -> 
     x_min, x_max = data.min(0), data.max(0)
     x = data[rng.choice(40, size=7, replace=False)]
     ref = Normalizer(x_min, x_max)
-    out = _quiet(fn, x.copy(), x_min.copy(), x_max.copy())
+    out = quiet_call(fn, x.copy(), x_min.copy(), x_max.copy())
     if out.shape != x.shape:
         return failed(f"for x of shape {x.shape} your function returned shape {out.shape}",
                       "Normalise each entry; keep the shape (..., D).")
@@ -56,7 +60,7 @@ def check_normalize(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any]) -> 
             return failed("your map is flipped (x_min goes to +1)", "x_min must map to -1.")
         return failed("wrong values", "y = 2 (x - x_min) / (x_max - x_min) - 1 per dimension.")
     # endpoints map exactly
-    ends = _quiet(fn, np.stack([x_min, x_max]), x_min.copy(), x_max.copy())
+    ends = quiet_call(fn, np.stack([x_min, x_max]), x_min.copy(), x_max.copy())
     if not close(ends, np.stack([-np.ones(d), np.ones(d)])):
         return failed("x_min and x_max should map to exactly -1 and +1", None)
     # a constant dimension
@@ -65,7 +69,7 @@ def check_normalize(fn: Callable[[np.ndarray, np.ndarray, np.ndarray], Any]) -> 
     x_min_c[k] = x_max_c[k] = 7.5
     xc = x.copy()
     xc[:, k] = 7.5
-    out = _quiet(fn, xc, x_min_c, x_max_c)
+    out = quiet_call(fn, xc, x_min_c, x_max_c)
     expected = Normalizer(x_min_c, x_max_c).normalize(xc)
     if out.shape != xc.shape or not np.all(np.isfinite(out)):
         return failed("a constant dimension (x_max == x_min) gives NaN or inf",
@@ -98,7 +102,7 @@ def check_episode_windows(fn: Callable[[np.ndarray, int, int, int], Any]) -> Res
         d = int(rng.integers(1, 4))
         x = rng.normal(size=(n, d))
         expected = _windows(x, t_o, t_p, t_a, t_o - 1, t_a - 1)
-        out = _quiet(fn, x.copy(), t_o, t_p, t_a)
+        out = quiet_call(fn, x.copy(), t_o, t_p, t_a)
         if out.shape == expected.shape and close(out, expected):
             continue
         case = f"L={n}, T_o={t_o}, T_p={t_p}, T_a={t_a}"

@@ -6,24 +6,19 @@ Each checker tests the reader's function against a reference on fresh random inp
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
-from dplearn.exercises.checking import Result, as_numpy, call, checker, close, failed, passed
+from dplearn.exercises.checking import Result, checker, close, failed, passed, quiet_call
 from dplearn.policies.categorical import bin_centers, discretize
 from dplearn.policies.mixture import gmm_log_prob
 
 __all__ = ["check_mse_minimizer", "check_quantize", "check_gmm_log_likelihood"]
 
 
-def _quiet(fn: Callable[..., Any], *args: Any) -> np.ndarray:
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return as_numpy(call(fn, *args))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -37,7 +32,7 @@ def check_mse_minimizer(fn: Callable[[np.ndarray, np.ndarray], Any]) -> Result:
         k, d = int(rng.integers(2, 6)), int(rng.integers(1, 4))
         modes = rng.normal(size=(k, d)) * 3
         weights = rng.dirichlet(np.ones(k))
-        out = _quiet(fn, modes.copy(), weights.copy())
+        out = quiet_call(fn, modes.copy(), weights.copy())
         expected = weights @ modes
         if out.shape != (d,):
             return failed(f"for {k} modes in {d} dimensions your function returned shape {out.shape}; "
@@ -64,7 +59,7 @@ def check_quantize(fn: Callable[[np.ndarray, int], Any]) -> Result:
     rng = np.random.default_rng()
     for n_bins in (int(rng.integers(2, 6)), int(rng.integers(7, 40)), 256):
         x = np.concatenate([rng.uniform(-1, 1, 500), [-1.0, 1.0]])
-        out = _quiet(fn, x.copy(), n_bins)
+        out = quiet_call(fn, x.copy(), n_bins)
         expected = bin_centers(n_bins).double()[discretize(torch.as_tensor(x), n_bins)].numpy()
         if out.shape != x.shape:
             return failed(f"for x of shape {x.shape} your function returned shape {out.shape}",
@@ -106,7 +101,7 @@ def check_gmm_log_likelihood(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, n
         return gmm_log_prob(torch.as_tensor(log_w), torch.as_tensor(m), torch.as_tensor(s),
                             torch.as_tensor(x)).numpy()
 
-    out = _quiet(fn, x.copy(), weights.copy(), means.copy(), stds.copy())
+    out = quiet_call(fn, x.copy(), weights.copy(), means.copy(), stds.copy())
     expected = reference(x, weights, means, stds)
     if out.shape != (B,):
         return failed(f"for a batch of {B} points your function returned shape {out.shape}; expected ({B},)",
@@ -120,7 +115,7 @@ def check_gmm_log_likelihood(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, n
         return failed("wrong values on random mixtures",
                       "log p(x) = log Σ_k w_k Π_d N(x_d; μ_kd, σ_kd²) with N = exp(−z²/2)/(σ√(2π)).")
     far = x + 200.0  # every component density underflows to 0 in float64 here (z > 100)
-    out = _quiet(fn, far.copy(), weights.copy(), means.copy(), stds.copy())
+    out = quiet_call(fn, far.copy(), weights.copy(), means.copy(), stds.copy())
     expected = reference(far, weights, means, stds)
     if out.shape != (B,) or not np.all(np.isfinite(out)):
         return failed("far from the means your function returns -inf or nan",

@@ -71,6 +71,15 @@ def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return out
 
 
+def quiet_call(fn: Callable[..., Any], *args: Any) -> np.ndarray:
+    """:func:`call` with NumPy's floating-point warnings silenced; the result as a float64 array."""
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return as_numpy(call(fn, *args))
+
+
 def as_numpy(x: Any) -> np.ndarray:
     """A float64 NumPy copy of a number, array or torch tensor."""
     if hasattr(x, "detach"):
