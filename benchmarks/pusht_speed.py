@@ -9,7 +9,9 @@ subprocess:
     python benchmarks/pusht_speed.py --make-venv      # creates a temporary venv with gym-pusht
 
 Without either option only dplearn's numbers are printed. Prints Markdown tables: speed, and how
-many open-loop episodes reproduce gym-pusht's trajectory bit for bit with each broadphase.
+many open-loop pushing episodes reproduce gym-pusht's trajectory bit for bit (both use Chipmunk's
+default bounding-box-tree broad phase; tests/test_gym_pusht_reference.py checks the same against
+recorded gym-pusht rollouts without needing gym-pusht).
 """
 
 from __future__ import annotations
@@ -57,49 +59,52 @@ def measure(env_id: str, obs_type: str, steps: int, seed: int = 0) -> float:
     return steps / elapsed
 
 
-def trajectories(env_id: str, episodes: int = 40, steps: int = 60, **kwargs) -> list:
-    """State observations along open-loop pushing episodes from fixed start states (angle 0)."""
+def trajectories(env_id: str, episodes: int = 40, steps: int = 60) -> dict:
+    """State observations along open-loop pushing episodes from fixed start states (angle 0, so
+    gym-pusht's ``reset_to_state``, which sets the angle after the position, places them as ours
+    does), and whether the pusher touched the block in each step."""
     import gymnasium as gym
     import numpy as np
 
-    env = gym.make(env_id, **kwargs).unwrapped
+    env = gym.make(env_id).unwrapped
     rng = np.random.default_rng(0)
-    out = []
+    states, touching = [], []
     for ep in range(episodes):
         start = [*rng.uniform(60, 450, 2), *rng.uniform(150, 350, 2), 0.0]
         obs, _ = env.reset(options={"reset_to_state": start})
-        traj = [obs.tolist()]
+        traj, touch = [obs.tolist()], []
         centre = np.array(start[2:4])
         for t in range(steps):  # sweep loops through the block's starting area
             loop = 80 * np.array([np.cos(0.3 * t + ep), np.sin(0.21 * t * (1 + ep % 3))])
             action = np.clip(centre + loop + rng.normal(0, 10, 2), 0, 512)
-            traj.append(env.step(action)[0].tolist())
-        out.append(traj)
-    return out
+            obs, _, _, _, info = env.step(action)
+            traj.append(obs.tolist())
+            touch.append(bool(info["n_contacts"] > 0))
+        states.append(traj)
+        touching.append(touch)
+    return {"states": states, "touching": touching}
 
 
 def worker(which: str, obs_type: str, steps: int, task: str) -> None:
-    if which.startswith("dplearn"):
+    if which == "dplearn":
         import dplearn.envs  # noqa: F401  (registers dplearn/PushT-v0)
 
-        env_id, kwargs = "dplearn/PushT-v0", {}
-        if which == "dplearn-tree":
-            kwargs["broadphase"] = "tree"
+        env_id = "dplearn/PushT-v0"
     else:
         import gym_pusht  # noqa: F401
 
-        env_id, kwargs = "gym_pusht/PushT-v0", {}
+        env_id = "gym_pusht/PushT-v0"
     if task == "speed":
         print(json.dumps({"steps_per_s": measure(env_id, obs_type, steps)}))
     else:
-        print(json.dumps({"trajectories": trajectories(env_id, **kwargs)}))
+        print(json.dumps({"trajectories": trajectories(env_id)}))
 
 
 def run_worker(
     python: str, which: str, obs_type: str = "state", steps: int = 0, task: str = "speed"
 ):
     env = dict(os.environ)
-    if which.startswith("dplearn"):
+    if which == "dplearn":
         src = str(Path(__file__).resolve().parents[1] / "src")
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
     out = subprocess.run(
@@ -125,35 +130,38 @@ def run_worker(
 
 
 def agreement_table(ref_python: str) -> None:
-    """How many open-loop episodes replay gym-pusht's trajectory bit for bit, per broadphase."""
+    """How many open-loop episodes replay gym-pusht's trajectory bit for bit."""
     import numpy as np
 
-    ref = np.array(run_worker(ref_python, "gym_pusht", task="trajectories"))
+    ref = run_worker(ref_python, "gym_pusht", task="trajectories")
+    ours = run_worker(sys.executable, "dplearn", task="trajectories")
+    ref_states, our_states = np.array(ref["states"]), np.array(ours["states"])
+    episodes, steps = ref_states.shape[0], ref_states.shape[1] - 1
+    err = np.abs(our_states - ref_states).max(axis=-1)  # (episodes, steps + 1)
+    identical = int((err == 0).all(axis=1).sum())
+    touching = np.array(ours["touching"])
+    same_contacts = bool(np.array_equal(touching, np.array(ref["touching"])))
     print()
     print(
-        f"Trajectory agreement with gym-pusht ({ref.shape[0]} open-loop episodes of "
-        f"{ref.shape[1] - 1} steps, state observations):"
+        f"Trajectory agreement with gym-pusht ({episodes} open-loop episodes of {steps} steps, "
+        "state observations):"
     )
     print()
-    print("| broadphase | bit-identical episodes | median first divergent step | exact restore |")
-    print("| --- | ---: | ---: | --- |")
-    for which, name, exact in (
-        ("dplearn", "hash (default)", "yes"),
-        ("dplearn-tree", "tree", "no"),
-    ):
-        ours = np.array(run_worker(sys.executable, which, task="trajectories"))
-        diverged = np.abs(ours - ref).max(axis=-1) > 0
-        first = [int(np.argmax(d)) for d in diverged if d.any()]
-        median = f"{np.median(first):.0f}" if first else "-"
-        print(
-            f"| {name} | {int((~diverged.any(axis=1)).sum())} / {len(ref)} | {median} | {exact} |"
-        )
+    print(
+        "| physics | bit-identical episodes | max state difference | steps in contact "
+        "| same contact steps |"
+    )
+    print("| --- | ---: | ---: | ---: | --- |")
+    print(
+        f"| dplearn (bounding-box tree) | {identical} / {episodes} | {err.max():.3g} "
+        f"| {touching.mean():.0%} | {'yes' if same_contacts else 'no'} |"
+    )
 
 
 def make_venv(root: Path) -> str:
     subprocess.run([sys.executable, "-m", "venv", str(root)], check=True)
     python = str(root / "bin" / "python")
-    subprocess.run([python, "-m", "pip", "install", "-q", "gym-pusht"], check=True)
+    subprocess.run([python, "-m", "pip", "install", "-q", "gym-pusht==0.1.8"], check=True)
     return python
 
 
@@ -167,9 +175,7 @@ def main() -> None:
     parser.add_argument(
         "--make-venv", action="store_true", help="create a temporary venv with gym-pusht"
     )
-    parser.add_argument(
-        "--worker", choices=["dplearn", "dplearn-tree", "gym_pusht"], help=argparse.SUPPRESS
-    )
+    parser.add_argument("--worker", choices=["dplearn", "gym_pusht"], help=argparse.SUPPRESS)
     parser.add_argument("--obs-type", default="state", help=argparse.SUPPRESS)
     parser.add_argument("--task", default="speed", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -56,7 +56,12 @@ def test_t_polygons_rotate_then_translate():
     # R(π/2) (x, y) = (-y, x)
     expected = np.stack([-G.T_VERTICES[..., 1], G.T_VERTICES[..., 0]], axis=-1) + [100.0, 50.0]
     np.testing.assert_allclose(polys, expected, atol=1e-12)
-    np.testing.assert_allclose(G.t_keypoints(pose), expected.reshape(8, 2), atol=1e-12)
+    kp = np.stack([-G.T_KEYPOINTS[:, 1], G.T_KEYPOINTS[:, 0]], axis=-1) + [100.0, 50.0]
+    np.testing.assert_allclose(G.t_keypoints(pose), kp, atol=1e-12)
+    poses = np.array([pose, (3.0, -4.0, 0.3), (250.0, 260.0, -2.0)])
+    batch = G.t_keypoints_batch(poses)
+    for p, b in zip(poses, batch, strict=True):
+        np.testing.assert_allclose(b, G.t_keypoints(p), atol=1e-12)
 
 
 def test_clip_convex_closed_forms():

@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "dplearn"
 
 LAYERS = {
-    "budget": 0, "seeding": 0, "viz": 0, "atomic": 0,
+    "budget": 0, "seeding": 0, "viz": 0, "atomic": 0, "compute": 0,
     "divergence": 1, "diffusion": 1, "envs": 1, "mixture": 1, "sample_quality": 1,
     "nets": 2, "data": 2, "experts": 2, "objectives": 2,
     "policies": 3,
@@ -81,6 +81,59 @@ def test_no_import_cycles_between_units():
             if state.get(v) == 1:
                 raise AssertionError(f"import cycle: {' -> '.join(stack + [u, v])}")
             if v in graph and not state.get(v):
+                visit(v, stack + [u])
+        state[u] = 2
+
+    for u in sorted(graph):
+        if not state.get(u):
+            visit(u, [])
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(["dplearn", *parts])
+
+
+def _imported_modules(path: Path, known: set[str]) -> set[str]:
+    """The dplearn modules a file imports (anywhere in it, lazy imports included): ``from a.b import c``
+    counts as ``a.b.c`` when that is a module, else ``a.b``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rsplit(".", 1)[0]
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name in known)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                if f"{module}.{alias.name}" in known:
+                    out.add(f"{module}.{alias.name}")
+                elif module in known:
+                    out.add(module)
+    return out
+
+
+def test_no_import_cycles_between_modules_inside_a_package():
+    """E.g. ``policies/base.py`` must not import ``policies/registry.py``, which imports it."""
+    paths = {_module_name(p): p for p in SRC.rglob("*.py")}
+    known = set(paths)
+    graph = {m: {d for d in _imported_modules(p, known) if d != m} for m, p in paths.items()}
+    state: dict[str, int] = {}
+
+    def visit(u: str, stack: list[str]) -> None:
+        state[u] = 1
+        for v in sorted(graph.get(u, ())):
+            if state.get(v) == 1:
+                cycle = stack[stack.index(v):] + [u, v] if v in stack else stack + [u, v]
+                raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
+            if not state.get(v):
                 visit(v, stack + [u])
         state[u] = 2
 

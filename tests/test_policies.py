@@ -34,7 +34,7 @@ from dplearn.training import TrainConfig
 SMALL = {"obs_dim": 3, "action_dim": 2, "hidden": 16, "n_layers": 2}
 HORIZONS = {  # (T_o, T_p, T_a) each policy is exercised with
     "regression": (2, 6, 3), "categorical": (2, 4, 2), "mixture": (3, 5, 2),
-    "lstm-gmm": (4, 4, 1), "ibc": (2, 3, 2),
+    "lstm-gmm": (4, 4, 1), "ibc": (2, 3, 2), "diffusion-cnn": (2, 8, 4),
 }
 
 
@@ -43,6 +43,10 @@ def small_policy(name: str, **extra) -> Policy:
     kw = dict(SMALL, obs_horizon=t_o, pred_horizon=t_p, action_horizon=t_a)
     if name == "ibc":
         kw.update(n_negatives=8, dfo_samples=32)
+    if name == "diffusion-cnn":  # no MLP: a small U-Net, few diffusion steps, the state observation
+        del kw["hidden"], kw["n_layers"]
+        kw.update(down_dims=(8, 16), step_embed_dim=8, num_diffusion_steps=10, inference_steps=10,
+                  obs_type="state")
     kw.update(extra)
     return make_policy(name, **kw)
 
@@ -255,7 +259,8 @@ def test_act_executes_the_actions_from_the_current_step_in_raw_units():
         policy.net[-1].weight.zero_()
         policy.net[-1].bias.copy_(torch.as_tensor(chunk.reshape(-1)))
     out = policy.act(rng.normal(size=(t_o, 3)))
-    raw = act_n.data_min + (chunk + 1) / 2 * (act_n.data_max - act_n.data_min)
+    lo, hi = act_n.data_min.numpy(), act_n.data_max.numpy()
+    raw = lo + (chunk + 1) / 2 * (hi - lo)
     assert out.shape == (t_a, 2)
     assert np.allclose(out, raw[t_o - 1:t_o - 1 + t_a], rtol=1e-5)
     batch = policy(rng.normal(size=(5, t_o, 3)))  # the evaluation protocol: policy(batch) -> (B, T_a, 2)
@@ -293,7 +298,7 @@ def test_every_policy_round_trips_bit_exactly(name, tmp_path):
     assert all(torch.equal(own[k], other[k]) for k in own)
     for attr in ("obs_normalizer", "action_normalizer"):
         a, b = getattr(policy, attr), getattr(loaded, attr)
-        assert np.array_equal(a.data_min, b.data_min) and np.array_equal(a.data_max, b.data_max)
+        assert torch.equal(a.data_min, b.data_min) and torch.equal(a.data_max, b.data_max)
     obs = rng.normal(size=(3, policy.config.obs_horizon, 3)) * 4
     assert np.array_equal(policy.act(obs, torch.Generator().manual_seed(1)),
                           loaded.act(obs, torch.Generator().manual_seed(1)))
@@ -355,7 +360,7 @@ def test_bad_configs_raise_value_errors_naming_the_field(cls, kwargs, field):
 
 
 def test_registry_builds_every_policy_and_rejects_unknown_names():
-    assert set(POLICIES) == {"regression", "categorical", "mixture", "lstm-gmm", "ibc"}
+    assert set(POLICIES) == {"regression", "categorical", "mixture", "lstm-gmm", "ibc", "diffusion-cnn"}
     for name, cls in POLICIES.items():
         policy = make_policy(name)
         assert isinstance(policy, cls) and isinstance(policy.config, PolicyConfig)

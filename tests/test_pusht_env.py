@@ -16,8 +16,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import dplearn.envs  # noqa: F401  (registers dplearn/PushT-v0)
-from dplearn.envs import PHYSICS_STATE_SIZE, PushTEnv, render
-from dplearn.envs.geometry import GOAL_POSE
+from dplearn.envs import PushTEnv, benchmark_start, render
+from dplearn.envs.geometry import GOAL_POSE, T_KEYPOINTS, farthest_point_keypoints
 
 ENV_ID = "dplearn/PushT-v0"
 OBS_TYPES = ["state", "keypoints", "pixels", "pixels_agent_pos"]
@@ -96,7 +96,7 @@ def test_agent_follows_the_pd_law_integrated_by_hand():
             v = v + (100.0 * (np.array(target) - p) + 20.0 * (0.0 - v)) * 0.01
             p = p + v * 0.01
         np.testing.assert_allclose(obs[:2], p, rtol=0, atol=1e-9)
-        np.testing.assert_allclose(env.get_physics_state()[2:4], v, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(tuple(env.agent_body.velocity), v, rtol=0, atol=1e-9)
     np.testing.assert_allclose(obs[2:], [400.0, 100.0, 0.0], atol=1e-9)  # untouched block at rest
 
 
@@ -171,8 +171,34 @@ def test_reset_to_state_gives_that_observed_state():
         np.testing.assert_allclose(info["block_pose"], state[2:], atol=1e-9)
 
 
-def test_reset_distribution():
+def test_seeded_reset_is_the_benchmarks_legacy_draw():
+    # Diffusion Policy's env draws a start with NumPy's legacy RandomState:
+    # randint(50, 450) x2, randint(100, 400) x2, randn() * 2pi - pi, in that order.
     env = PushTEnv()
+    for seed in (0, 1, 100000, 100049, 2**31 + 5):
+        rs = np.random.RandomState(seed)
+        ax, ay = rs.randint(50, 450), rs.randint(50, 450)
+        bx, by = rs.randint(100, 400), rs.randint(100, 400)
+        angle = rs.randn() * 2 * np.pi - np.pi
+        np.testing.assert_array_equal(benchmark_start(seed), [ax, ay, bx, by, angle])
+        obs, info = env.reset(seed=seed)
+        assert tuple(obs[:2]) == (ax, ay)
+        if info["n_contacts"] == 0:  # the settling step did not move the block
+            np.testing.assert_allclose(info["block_pose"], [bx, by, angle], atol=1e-9)
+    with pytest.raises(ValueError, match="seed"):
+        benchmark_start(-1)
+
+
+def test_unseeded_resets_continue_the_seeded_stream():
+    a, b = PushTEnv(), PushTEnv()
+    a.reset(seed=3)
+    b.reset(seed=3)
+    for _ in range(3):
+        np.testing.assert_array_equal(a.reset()[0], b.reset()[0])
+
+
+def test_uniform_start_distribution():
+    env = PushTEnv(start="uniform")
     agents, blocks, angles = [], [], []
     for seed in range(150):
         obs, info = env.reset(seed=seed)
@@ -186,6 +212,14 @@ def test_reset_distribution():
     assert blocks.min() >= 100 and blocks.max() < 400
     assert angles.min() >= -math.pi and angles.max() < math.pi
     assert angles.min() < -2.5 and angles.max() > 2.5 and abs(np.mean(np.cos(angles))) < 0.2
+    with pytest.raises(ValueError, match="start"):
+        PushTEnv(start="gaussian")
+
+
+def test_reset_refuses_unknown_options():
+    env = PushTEnv()
+    with pytest.raises(ValueError, match=r"unknown keys \['reset_to_stat'\]"):
+        env.reset(options={"reset_to_stat": [100, 100, 200, 200, 0]})
 
 
 def test_same_seed_same_episode_and_different_seeds_differ():
@@ -218,65 +252,6 @@ def test_contacts_are_counted_only_when_touching():
     assert max(touched) >= 1
 
 
-# ------------------------------------------------------------------------- save / restore -----
-def test_restored_rollouts_are_bit_identical():
-    for seed in (0, 1):
-        env = PushTEnv()
-        obs, _ = env.reset(seed=seed)
-        rng = np.random.default_rng(seed)
-        states, observations, actions = [env.get_physics_state()], [], []
-        for _ in range(60):
-            action = pushing_actions(rng, obs[2:4], 1)[0]
-            obs = env.step(action)[0]
-            actions.append(action)
-            observations.append(obs)
-            states.append(env.get_physics_state())
-        contact_steps = sum(s[15:].any() for s in states)
-        assert contact_steps > 10  # the check is about contact-rich states
-        other = PushTEnv()
-        other.reset(seed=99)  # a different history
-        for t in range(0, 55, 3):
-            for target in (env, other):  # restore into the same env (after its future) and another
-                target.set_physics_state(states[t])
-                for k in range(5):
-                    o = target.step(actions[t + k])[0]
-                    np.testing.assert_array_equal(o, observations[t + k])
-                np.testing.assert_array_equal(target.get_physics_state(), states[t + 5])
-
-
-def test_simulate_matches_stepping_and_leaves_the_env_unchanged():
-    env = PushTEnv()
-    obs, _ = env.reset(seed=3)
-    rng = np.random.default_rng(3)
-    for _ in range(5):
-        obs = env.step(pushing_actions(rng, obs[2:4], 1)[0])[0]
-    before = env.get_physics_state()
-    plan = np.array(pushing_actions(rng, obs[2:4], 8))
-    sim = env.simulate(plan)
-    np.testing.assert_array_equal(env.get_physics_state(), before)
-    stepped = [env.step(a) for a in plan]
-    np.testing.assert_array_equal(sim["states"], np.array([s[0] for s in stepped]))
-    np.testing.assert_array_equal(sim["reward"], [s[1] for s in stepped])
-    np.testing.assert_array_equal(sim["coverage"], [s[4]["coverage"] for s in stepped])
-
-
-def test_physics_state_layout_and_bad_input():
-    env = PushTEnv()
-    obs, info = reset_to(env, [100, 120, 300, 310, 0.5])
-    s = env.get_physics_state()
-    assert s.shape == (PHYSICS_STATE_SIZE,)
-    np.testing.assert_allclose(s[[0, 1, 4, 5, 6]], [100, 120, 300, 310, 0.5], atol=1e-9)
-    # centre of gravity in the world: position + R(θ) (0, 45)
-    np.testing.assert_allclose(
-        s[10:12], [300 - 45 * math.sin(0.5), 310 + 45 * math.cos(0.5)], atol=1e-9
-    )
-    with pytest.raises(ValueError, match="state"):
-        env.set_physics_state(s[:10])
-    s[3] = np.nan
-    with pytest.raises(ValueError, match="finite"):
-        env.set_physics_state(s)
-
-
 # --------------------------------------------------------------------------- gym API ----------
 @pytest.mark.parametrize("obs_type", OBS_TYPES)
 def test_check_env_passes_without_warnings(obs_type):
@@ -299,14 +274,32 @@ def test_observations_stay_in_their_space(obs_type):
         assert env.observation_space.contains(obs)
 
 
-def test_keypoints_are_the_t_corners_and_the_agent():
+def test_keypoints_are_nine_block_points_and_the_agent():
     env = PushTEnv(obs_type="keypoints")
     obs, _ = reset_to(env, [70, 80, 250, 260, 1.0])
+    assert obs.shape == (20,)  # the benchmark's pusht_lowdim obs_dim
     c, s = math.cos(1.0), math.sin(1.0)
-    corners = [(-60, 0), (60, 0), (60, 30), (-60, 30), (-15, 30), (15, 30), (15, 120), (-15, 120)]
-    expected = [(250 + c * x - s * y, 260 + s * x + c * y) for x, y in corners]
-    np.testing.assert_allclose(obs[:16].reshape(8, 2), expected, atol=1e-9)
-    np.testing.assert_allclose(obs[16:], [70, 80], atol=1e-9)
+    expected = [(250 + c * x - s * y, 260 + s * x + c * y) for x, y in T_KEYPOINTS]
+    np.testing.assert_allclose(obs[:18].reshape(9, 2), expected, atol=1e-9)
+    np.testing.assert_allclose(obs[18:], [70, 80], atol=1e-9)
+
+
+def test_keypoints_are_spread_by_farthest_point_sampling():
+    np.testing.assert_array_equal(farthest_point_keypoints(9), T_KEYPOINTS)
+    # each keypoint lies inside the T, and the nine are spread out: no two closer than 20 px
+    x, y = T_KEYPOINTS[:, 0], T_KEYPOINTS[:, 1]
+    inside = ((np.abs(x) < 60) & (y > 0) & (y < 30)) | ((np.abs(x) < 15) & (y >= 30) & (y < 120))
+    assert inside.all()
+    d = np.linalg.norm(T_KEYPOINTS[:, None] - T_KEYPOINTS[None], axis=-1)
+    assert d[~np.eye(9, dtype=bool)].min() > 20
+    # farthest-point sampling by brute force on the same grid: every new point maximises the
+    # distance to the chosen ones
+    xs, ys = np.meshgrid(np.arange(-60, 60) + 0.5, np.arange(0, 120) + 0.5)
+    grid = np.stack([xs.ravel(), ys.ravel()], 1)
+    g = grid[((np.abs(grid[:, 0]) < 60) & (grid[:, 1] < 30)) | ((np.abs(grid[:, 0]) < 15) & (grid[:, 1] >= 30))]
+    for k in range(1, 9):
+        nearest = np.linalg.norm(g[:, None] - T_KEYPOINTS[None, :k], axis=-1).min(axis=1)
+        assert nearest.max() == pytest.approx(np.linalg.norm(T_KEYPOINTS[k] - T_KEYPOINTS[:k], axis=1).min())
 
 
 @pytest.mark.parametrize("vector_cls", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])

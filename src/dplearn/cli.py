@@ -3,8 +3,8 @@
 Introduced in chapter 5 (``collect``) and chapter 6 (``train``, ``eval``).
 
     dplearn collect --episodes 200 --seed 1000000 --workers 4 --out data/pusht_demos.npz
-    dplearn train --policy mixture --budget full --out checkpoints/mixture.pt
-    dplearn eval --policy mixture --episodes 50
+    dplearn train --policy diffusion-cnn --obs keypoints --budget full --resume /tmp/dp.state
+    dplearn eval --checkpoint checkpoints/diffusion-cnn-keypoints.pt --episodes 50 --seed 100000
 
 Each subcommand is a function ``add_<name>(subparsers)`` that adds its parser and sets
 ``func`` to the function that runs it with the parsed arguments; :func:`main` dispatches.
@@ -93,50 +93,95 @@ def add_train(subparsers) -> None:
 
     p = subparsers.add_parser(
         "train",
-        help="train a Part II policy on the Push-T demonstrations (states) and save it",
-        description="Train a policy (regression, categorical, mixture, lstm-gmm, ibc) on the shipped "
-        "Push-T demonstrations with its recipe (dplearn.policy_training.PUSHT_RECIPES) and save the "
-        "policy (config, weights and normalisers) atomically.",
+        help="train a policy on the Push-T demonstrations and save it",
+        description="Train a policy (regression, categorical, mixture, lstm-gmm, ibc on states; "
+        "diffusion-cnn on keypoints) on the shipped Push-T demonstrations with its recipe "
+        "(dplearn.policy_training.PUSHT_RECIPES) and save the policy (config, weights and "
+        "normalisers) atomically.",
     )
-    p.add_argument("--policy", required=True, help="registered policy name, e.g. mixture")
+    p.add_argument("--policy", required=True, help="registered policy name, e.g. diffusion-cnn")
+    p.add_argument("--obs", default=None,
+                   help="observation type of the recipe (default: the policy's recipe, e.g. keypoints)")
     p.add_argument("--budget", choices=TIERS, default=None,
                    help="recipe size: quick, book or full (default: full with CUDA, else book)")
     p.add_argument("--steps", type=_positive_int, default=None, help="override the recipe's optimiser steps")
     p.add_argument("--seed", type=_seed, default=0, help="training seed (default 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default=None,
+                   help="mixed precision (default: the recipe's; auto = bf16 on Ampere+, fp16 on older GPUs)")
     p.add_argument("--demos", default=None, help="demonstrations .npz (default: the shipped ones)")
-    p.add_argument("--out", default=None, help="output checkpoint (default checkpoints/POLICY.pt)")
+    p.add_argument("--out", default=None, help="output checkpoint (default checkpoints/POLICY-OBS.pt)")
     p.add_argument("--resume", default=None,
-                   help="training-state file to save to every tenth of the run and resume from")
+                   help="training-state file to save to (every tenth of the run, at most every 1000 "
+                   "steps) and resume from; not the same file as --out")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_train)
 
 
-def run_train(args: argparse.Namespace) -> int:
-    from dplearn.budget import current_tier
-    from dplearn.data import load_pusht_demos
-    from dplearn.policy_training import PUSHT_RECIPES, train_pusht_policy
-
-    if args.policy not in PUSHT_RECIPES:
-        raise SystemExit(f"dplearn train: --policy must be one of {sorted(PUSHT_RECIPES)}, got {args.policy!r}")
+def _check_device(text: str) -> str:
+    """``--device``: ``auto`` or a device torch knows and this machine has; one-line errors otherwise."""
     import torch
 
+    if text == "auto":
+        return text
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError):
+        raise SystemExit(f"dplearn: --device must be auto, cpu, cuda or cuda:N, got {text!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"dplearn: --device {text}: no CUDA GPU is available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SystemExit(f"dplearn: --device {text}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise SystemExit(f"dplearn: --device must be auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dplearn.budget import current_tier
+    from dplearn.compute import set_torch_threads
+    from dplearn.data import load_pusht_demos
+    from dplearn.policy_training import recipe_for, train_pusht_policy
+
+    try:
+        obs_type, recipe = recipe_for(args.policy, args.obs)
+    except ValueError as exc:
+        raise SystemExit(f"dplearn train: --policy/--obs: {exc}") from None
+    device = _check_device(args.device)
+    import torch
+
+    set_torch_threads()
     if torch.cuda.is_available():  # TensorFloat-32 matrix products: several times faster, ample precision here
         torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     tier = args.budget or current_tier()
-    out = args.out or os.path.join("checkpoints", f"{args.policy}.pt")
-    demos = load_pusht_demos(args.demos)
+    out = args.out or os.path.join("checkpoints", f"{args.policy}-{obs_type}.pt")
+    if args.resume is not None and os.path.abspath(args.resume) == os.path.abspath(out):
+        raise SystemExit("dplearn train: --resume must be a different file from --out (the training state "
+                         "holds the optimiser and must not overwrite the policy, nor the other way round)")
+    try:
+        demos = load_pusht_demos(args.demos)
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"dplearn train: --demos: {exc}") from None
+    overrides = {}
     command = "dplearn train " + " ".join(shlex.quote(a) for a in (
-        ["--policy", args.policy, "--budget", tier, "--seed", str(args.seed)]
-        + (["--steps", str(args.steps)] if args.steps else []) + ["--out", out]))
-    policy, result = train_pusht_policy(
-        args.policy, tier=tier, steps=args.steps, seed=args.seed, device=args.device, demos=demos,
-        progress=not args.no_progress, checkpoint_path=args.resume)
+        ["--policy", args.policy, "--obs", obs_type, "--budget", tier, "--seed", str(args.seed)]
+        + (["--steps", str(args.steps)] if args.steps else [])
+        + (["--amp", args.amp] if args.amp else []) + ["--out", out]))
+    amp = {"none": None}.get(args.amp, args.amp) if args.amp else "__recipe__"
+    try:
+        policy, result = train_pusht_policy(
+            args.policy, tier=tier, steps=args.steps, seed=args.seed, device=device, demos=demos,
+            progress=not args.no_progress, checkpoint_path=args.resume, config_overrides=overrides,
+            obs_type=obs_type, amp=amp)
+    except ValueError as exc:
+        raise SystemExit(f"dplearn train: {exc}") from None
     policy.meta["command"] = command
-    path = policy.cpu().save(out, meta=policy.meta)
-    print(f"wrote {path}: {args.policy} policy, {result.step} steps in {result.seconds:.0f} s on "
-          f"{policy.meta['device']}, final loss {policy.meta['final_loss']:.4f}; "
-          f"{os.path.getsize(path) / 1e6:.2f} MB")
+    dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(recipe.save_dtype or "")
+    path = policy.cpu().save(out, meta=policy.meta, dtype=dtype)
+    print(f"wrote {path}: {args.policy} policy on {obs_type}, {result.step} steps in "
+          f"{policy.meta['train_seconds']:.0f} s on {policy.meta.get('gpu', policy.meta['device'])}, final loss "
+          f"{policy.meta['final_loss']:.4f}; {os.path.getsize(path) / 1e6:.2f} MB")
     return 0
 
 
@@ -144,40 +189,74 @@ def run_train(args: argparse.Namespace) -> int:
 def add_eval(subparsers) -> None:
     p = subparsers.add_parser(
         "eval",
-        help="score a policy on Push-T episodes from held-out seeds",
-        description="Run a saved policy on Push-T with the benchmark's protocol (score = mean of each "
-        "episode's best reward, success = coverage above 95 %) and print a one-line summary last.",
+        help="score a policy on Push-T episodes from the benchmark's test starts",
+        description="Run a saved policy on Push-T with the benchmark's protocol (episode i starts from "
+        "reset(seed=SEED+i); score = mean of each episode's best reward, success = coverage above 95 %%; "
+        "300 steps) and print a one-line summary last.",
     )
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--policy", help="a shipped policy by name (its checkpoints/NAME.pt)")
+    which.add_argument("--policy", help="a shipped policy by name (its checkpoints/NAME-OBS.pt)")
     which.add_argument("--checkpoint", help="a policy checkpoint written by dplearn train")
+    p.add_argument("--obs", default=None, help="with --policy: the observation it was trained on "
+                   "(default: the policy's recipe)")
     p.add_argument("--episodes", type=_positive_int, default=50, help="episodes (default 50)")
     p.add_argument("--seed", type=_seed, default=None,
-                   help="seed of the first episode; episode i uses seed + i (default: the held-out 100000)")
-    p.add_argument("--envs", type=_positive_int, default=None, help="episodes run side by side (default 10)")
+                   help="seed of the first episode; episode i uses seed + i (default 100000: the paper's "
+                   "50 test starts are 100000-100049)")
+    p.add_argument("--envs", type=_positive_int, default=None, help="episodes run side by side (default 50)")
     p.add_argument("--device", default="cpu", help="device the policy runs on (default cpu)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None,
+                   help="diffusion policies: sample with DDPM (all steps) or DDIM (default: as saved)")
+    p.add_argument("--inference-steps", type=_positive_int, default=None,
+                   help="diffusion policies: DDIM steps (default 10 with --sampler ddim)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    import time
+
+    from dplearn.compute import set_torch_threads
     from dplearn.evaluation import DEFAULT_EVAL_SEED, evaluate
     from dplearn.policies import load_policy, shipped_checkpoint_path
+    from dplearn.policy_training import recipe_for
 
+    device = _check_device(args.device)
+    set_torch_threads()
     try:
-        path = shipped_checkpoint_path(args.policy) if args.policy else args.checkpoint
+        if args.policy:
+            obs_type, _ = recipe_for(args.policy, args.obs)
+            path = shipped_checkpoint_path(args.policy, obs_type)
+        else:
+            path = args.checkpoint
         policy = load_policy(path)
+        if args.sampler or args.inference_steps:
+            if not hasattr(policy, "set_sampler"):
+                raise ValueError(f"--sampler/--inference-steps apply to diffusion policies, not {policy.name!r}")
+            policy.set_sampler(args.sampler or "ddim", args.inference_steps)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"dplearn eval: {exc}") from None
     seed = DEFAULT_EVAL_SEED if args.seed is None else args.seed
-    policy.to(args.device)
-    result = evaluate(policy, n_episodes=args.episodes, seed=seed, n_envs=args.envs,
+    policy.to("cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device))
+    start = time.perf_counter()
+    result = evaluate(policy, n_episodes=args.episodes, seed=seed, n_envs=args.envs or min(args.episodes, 50),
                       progress=not args.no_progress)
+    seconds = time.perf_counter() - start
     rewards = result.max_rewards
     sem = rewards.std(ddof=1) / len(rewards) ** 0.5 if len(rewards) > 1 else 0.0
-    print(f"policy={policy.name} checkpoint={path} episodes={result.n_episodes} seed={seed} "
-          f"score={result.score:.3f}±{sem:.3f} success_rate={result.success_rate:.3f}")
+    sampler = ""
+    if hasattr(policy, "num_inference_steps"):
+        sampler = f" sampler={policy.config.sampler}-{policy.num_inference_steps}"
+    print(f"policy={policy.name} obs={policy.obs_type} checkpoint={path}{sampler} episodes={result.n_episodes} "
+          f"seed={seed} seconds={seconds:.0f} score={result.score:.3f}±{sem:.3f} "
+          f"success_rate={result.success_rate:.3f}")
     return 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 # ------------------------------------------------------------------------------------- main --

@@ -6,8 +6,9 @@ Protocol (the benchmark's): episode i starts from ``env.reset(seed=seed + i)`` a
 block covers more than 95 % of the goal (success, the env terminates) or ``max_steps`` = 300
 steps pass. An episode's score is its maximum reward, ``max_t clip(coverage_t / 0.95, 0, 1)``;
 the policy's **score** is the mean of that over episodes and its **success rate** the fraction of
-episodes whose coverage exceeded 0.95. Evaluation seeds start at 100 000 by default, far from the
-seeds used to make demonstrations, so the starts are held out.
+episodes whose coverage exceeded 0.95. ``reset(seed=s)`` draws the benchmark's start for ``s``, so
+the default seeds 100 000–100 049 are the paper's 50 test starts; the demonstrations were made
+from seeds 1 000 000 and up, so the test starts are held out.
 
 The policy protocol
 -------------------
@@ -281,7 +282,7 @@ def evaluate(
     policy: Any,
     n_episodes: int = 50,
     seed: int = DEFAULT_EVAL_SEED,
-    obs_type: str = "state",
+    obs_type: str | None = None,
     max_steps: int = MAX_STEPS,
     n_envs: int | None = None,
     record: bool | int = False,
@@ -301,8 +302,10 @@ def evaluate(
         How many episodes (the benchmark uses 50).
     seed : int
         Seed of the first episode; episode i uses ``seed + i``.
-    obs_type : str
-        The observation the policy takes: ``state``, ``keypoints``, ``pixels``, ``pixels_agent_pos``.
+    obs_type : str, optional
+        The observation the policy takes: ``state``, ``keypoints``, ``pixels``, ``pixels_agent_pos``;
+        by default the policy's own ``obs_type`` attribute (every dplearn policy has one), else
+        ``state``.
     max_steps : int
         Time limit per episode (300 in the benchmark).
     n_envs : int, optional
@@ -337,6 +340,8 @@ def evaluate(
         raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if obs_type is None:
+        obs_type = getattr(policy, "obs_type", "state")
     if obs_type not in OBS_TYPES:
         raise ValueError(f"obs_type must be one of {OBS_TYPES}, got {obs_type!r}")
     if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
@@ -409,8 +414,7 @@ def _state_of(env: Any, obs: Any, obs_type: str) -> np.ndarray:
     """(5,) state (agent x, y, block x, y, angle mod 2π) of a PushTEnv, whatever its obs type."""
     if obs_type == "state":
         return np.asarray(obs, dtype=np.float32)
-    s = env.unwrapped.get_physics_state()
-    return np.array([s[0], s[1], s[4], s[5], s[6] % (2 * np.pi)], dtype=np.float32)
+    return np.asarray(env.unwrapped.get_state(), dtype=np.float32)
 
 
 def render_frames(states: np.ndarray, size: int = 192, actions: np.ndarray | None = None) -> np.ndarray:

@@ -9,14 +9,16 @@ Policies (layer 3) define a model, a loss and ``act``; this module (layer 4) dri
    EMA of the weights, gradient clipping, progress bar);
 4. return the policy to act with (the EMA copy when there is one).
 
-:data:`PUSHT_RECIPES` holds the settings ``dplearn train --policy NAME`` uses on Push-T from
-states; its ``full`` steps made the shipped checkpoints.
+:data:`PUSHT_RECIPES` holds the settings ``dplearn train --policy NAME --obs OBS`` uses on Push-T,
+one recipe per (policy, observation) with a size per budget tier; its ``full`` tier made the
+shipped checkpoints.
 
-Introduced in chapter 6.
+Introduced in chapter 6 (Part II policies) and chapter 8 (``diffusion-cnn``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Mapping
@@ -28,10 +30,11 @@ import torch
 
 from dplearn.data import Demos, Normalizer, SequenceDataset, load_pusht_demos
 from dplearn.policies import Policy, make_policy
+from dplearn.seeding import seed_everything
 from dplearn.training import TrainConfig, TrainResult, train
 
-__all__ = ["PolicyRecipe", "PUSHT_RECIPES", "windows_as_tensors", "fit_normalizers", "fit_policy",
-           "demos_fingerprint", "train_pusht_policy"]
+__all__ = ["PolicyRecipe", "PUSHT_RECIPES", "recipe_for", "windows_as_tensors", "fit_normalizers", "fit_policy",
+           "demos_fingerprint", "train_pusht_policy", "recipe_train_config"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -39,11 +42,13 @@ __all__ = ["PolicyRecipe", "PUSHT_RECIPES", "windows_as_tensors", "fit_normalize
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PolicyRecipe:
-    """How to train one policy on Push-T from states.
+    """How to train one policy on Push-T from one observation type.
 
     ``config``: fields of the policy's config (horizons, widths, policy-specific settings);
-    ``steps``: optimiser steps per budget tier ``{"quick", "book", "full"}``; the rest are
-    :class:`~dplearn.training.TrainConfig` fields.
+    ``steps``: optimiser steps per budget tier ``{"quick", "book", "full"}``; ``tier_config``: config
+    fields that differ per tier (e.g. the network's widths); the rest are
+    :class:`~dplearn.training.TrainConfig` fields, with ``tier_train`` overriding them per tier.
+    ``save_dtype``: precision the weights are stored in (``"float16"`` halves the file).
 
     Introduced in chapter 6.
     """
@@ -57,34 +62,87 @@ class PolicyRecipe:
     ema_decay: float | None = 0.9999
     ema_power: float | None = 0.75
     grad_clip: float | None = 1.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    betas: tuple[float, float] = (0.9, 0.999)
+    amp: str | None = "auto"
+    tier_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tier_train: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    save_dtype: str | None = None
+    note: str = ""
+
+    def policy_config(self, tier: str) -> dict[str, Any]:
+        """The policy-config fields of this recipe in ``tier``."""
+        return {**self.config, **self.tier_config.get(tier, {})}
+
+    def train_fields(self, tier: str) -> dict[str, Any]:
+        """The TrainConfig fields of this recipe in ``tier`` (without ``steps``)."""
+        base = {"batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
+                "warmup_steps": self.warmup_steps, "ema_decay": self.ema_decay, "ema_power": self.ema_power,
+                "grad_clip": self.grad_clip, "betas": self.betas, "amp": self.amp}
+        return {**base, **self.tier_train.get(tier, {})}
 
 
-_ONE_STEP = {"obs_dim": 5, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 2, "action_horizon": 1}
+_ONE_STEP = {"obs_dim": 5, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 2, "action_horizon": 1,
+             "obs_type": "state"}
 
-#: Push-T (states) recipes of the Part II policies. One-step policies (T_o = 2, T_a = 1) as the
-#: benchmark's baselines; LSTM-GMM sees the last 10 observations as robomimic's BC-RNN does; IBC
-#: follows Diffusion Policy's IBC horizons (T_o = 2, T_p = 2) with a smaller energy network, 512
-#: counter-examples and 256 DFO samples, so that 50 evaluation episodes fit a CPU's budget.
-PUSHT_RECIPES: dict[str, PolicyRecipe] = {
-    "regression": PolicyRecipe(
+#: Push-T recipes by (policy, observation). Part II (states): one-step policies (T_o = 2, T_a = 1)
+#: as the benchmark's baselines; LSTM-GMM sees the last 10 observations as robomimic's BC-RNN does;
+#: IBC follows Diffusion Policy's IBC horizons (T_o = 2, T_p = 2) with a smaller energy network,
+#: 512 counter-examples and 256 DFO samples, so that 50 evaluation episodes fit a CPU's budget.
+#: ``diffusion-cnn`` on keypoints: the paper's horizons (T_o = 2, T_p = 16, T_a = 8), 100-step
+#: squared-cosine DDPM with ε-prediction and clipping, AdamW (β = 0.95, 0.999, weight decay 1e-6),
+#: warmup then cosine, batch 256, EMA with power 0.75; the U-Net is narrower than the paper's
+#: 256/512/1024 (65.8 M parameters) so that the shipped file stays small: 128/256/512 with a
+#: 128-wide step embedding (16.6 M) on a GPU, 64/128/256 (4.6 M) on a CPU.
+PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
+    ("regression", "state"): PolicyRecipe(
         config={**_ONE_STEP, "hidden": 512, "n_layers": 4},
         steps={"quick": 200, "book": 3_000, "full": 20_000}),
-    "categorical": PolicyRecipe(
+    ("categorical", "state"): PolicyRecipe(
         config={**_ONE_STEP, "hidden": 512, "n_layers": 4, "n_bins": 64, "decode": "argmax"},
         steps={"quick": 200, "book": 3_000, "full": 20_000}),
-    "mixture": PolicyRecipe(
+    ("mixture", "state"): PolicyRecipe(
         config={**_ONE_STEP, "hidden": 512, "n_layers": 4, "n_components": 5},
         steps={"quick": 200, "book": 3_000, "full": 20_000}),
-    "lstm-gmm": PolicyRecipe(
+    ("lstm-gmm", "state"): PolicyRecipe(
         config={"obs_dim": 5, "action_dim": 2, "obs_horizon": 10, "pred_horizon": 10, "action_horizon": 1,
-                "hidden": 400, "n_layers": 2, "n_components": 5},
+                "obs_type": "state", "hidden": 400, "n_layers": 2, "n_components": 5},
         steps={"quick": 100, "book": 2_000, "full": 15_000}, lr=5e-4),
-    "ibc": PolicyRecipe(
+    ("ibc", "state"): PolicyRecipe(
         config={**_ONE_STEP, "hidden": 256, "n_layers": 3, "n_negatives": 512, "dfo_samples": 256,
                 "dfo_iterations": 3, "dfo_noise": 0.1, "dfo_shrink": 0.5},
         steps={"quick": 20, "book": 500, "full": 15_000}, batch_size=128, lr=5e-4),
+    ("diffusion-cnn", "keypoints"): PolicyRecipe(
+        config={"obs_dim": 20, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 16, "action_horizon": 8,
+                "obs_type": "keypoints", "kernel_size": 5, "n_groups": 8, "num_diffusion_steps": 100,
+                "sampler": "ddpm", "inference_steps": 100, "clip_sample": True},
+        steps={"quick": 30, "book": 800, "full": 30_000},
+        tier_config={"quick": {"down_dims": (16, 32, 64), "step_embed_dim": 32},
+                     "book": {"down_dims": (64, 128, 256), "step_embed_dim": 128},
+                     "full": {"down_dims": (128, 256, 512), "step_embed_dim": 128}},
+        tier_train={"quick": {"warmup_steps": 5, "lr": 1e-3}, "book": {"warmup_steps": 100, "lr": 1e-3}},
+        lr=1e-4, weight_decay=1e-6, warmup_steps=500, betas=(0.95, 0.999), grad_clip=None,
+        ema_decay=0.9999, ema_power=0.75, save_dtype="float16"),
 }
+
+
+def recipe_for(name: str, obs_type: str | None = None) -> tuple[str, PolicyRecipe]:
+    """``(obs_type, recipe)`` of policy ``name`` on ``obs_type`` (default: the policy's first recipe).
+
+    Unknown combinations raise ``ValueError`` listing the known ones.
+
+    Introduced in chapter 6.
+    """
+    known = sorted(PUSHT_RECIPES)
+    if obs_type is None:
+        matches = [o for n, o in known if n == name]
+        if not matches:
+            raise ValueError(f"name must be one of the policies with a Push-T recipe {sorted({n for n, _ in known})}, "
+                             f"got {name!r}")
+        obs_type = matches[0]
+    if (name, obs_type) not in PUSHT_RECIPES:
+        raise ValueError(f"there is no Push-T recipe for policy {name!r} on observation {obs_type!r}; "
+                         f"known (policy, observation) pairs: {known}")
+    return obs_type, PUSHT_RECIPES[(name, obs_type)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,7 +212,9 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
         ``(obs_normalizer, action_normalizer)`` to use instead of fitting them on ``data``.
 
     Returns ``(trained policy, TrainResult)``: the trained policy is the EMA copy when the config
-    asks for an EMA, else ``policy`` itself; it is in eval mode.
+    asks for an EMA, else ``policy`` itself; it is in eval mode. With ``config.checkpoint_path``
+    the run resumes from that training state, which must have been made by the same policy config
+    on the same windows (a fingerprint of them is stored in the file).
 
     Introduced in chapter 6.
     """
@@ -171,11 +231,23 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
     obs_norm, act_norm = fit_normalizers(obs, action) if normalizers is None else normalizers
     policy.set_normalizers(obs_norm, act_norm)
     normalized = (obs_norm.normalize(obs).float(), act_norm.normalize(action).float())
-    result = train(policy, _normalized_loss, normalized, config)
+    identity = {"policy": policy.name, "config": policy.config.to_dict(),
+                "windows_sha256": _tensors_fingerprint(obs, action)}
+    result = train(policy, _normalized_loss, normalized, config, identity=identity)
     trained = result.eval_model
     trained.meta = {"train_steps": int(result.step), "final_loss": float(np.mean(result.losses[-100:])),
-                    "n_windows": int(obs.shape[0]), "train_seconds": round(float(result.seconds), 1)}
+                    "n_windows": int(obs.shape[0]), "train_seconds": round(float(result.total_seconds), 1)}
     return trained.eval(), result
+
+
+def _tensors_fingerprint(*tensors: torch.Tensor) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def demos_fingerprint(demos: Demos) -> str:
@@ -191,40 +263,57 @@ def demos_fingerprint(demos: Demos) -> str:
     return h.hexdigest()
 
 
-def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, seed: int = 0,
-                       device: str = "auto", demos: Demos | None = None, progress: bool = True,
-                       checkpoint_path: str | os.PathLike | None = None,
-                       config_overrides: Mapping[str, Any] | None = None) -> tuple[Policy, TrainResult]:
-    """Train policy ``name`` on the shipped Push-T demonstrations (states) with its recipe.
-
-    ``tier`` picks the recipe's number of steps (``steps`` overrides it); ``checkpoint_path`` is the
-    training checkpoint to resume from (not the policy file: save that with ``policy.save``).
+def recipe_train_config(recipe: PolicyRecipe, tier: str, steps: int | None = None, seed: int = 0,
+                        device: str = "auto", progress: bool = True,
+                        checkpoint_path: str | os.PathLike | None = None) -> TrainConfig:
+    """The :class:`~dplearn.training.TrainConfig` of ``recipe`` in ``tier`` (``steps`` overrides its steps).
 
     Introduced in chapter 6.
     """
-    if name not in PUSHT_RECIPES:
-        raise ValueError(f"name must be one of the Push-T recipes {sorted(PUSHT_RECIPES)}, got {name!r}")
-    recipe = PUSHT_RECIPES[name]
+    n_steps = recipe.steps[tier] if steps is None else steps
+    fields = recipe.train_fields(tier)
+    fields["warmup_steps"] = min(fields["warmup_steps"], n_steps)
+    return TrainConfig(steps=n_steps, seed=seed, device=device, progress=progress,
+                       checkpoint_path=checkpoint_path,
+                       checkpoint_every=0 if checkpoint_path is None else max(1, min(1000, n_steps // 10)),
+                       **fields)
+
+
+def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, seed: int = 0,
+                       device: str = "auto", demos: Demos | None = None, progress: bool = True,
+                       checkpoint_path: str | os.PathLike | None = None,
+                       config_overrides: Mapping[str, Any] | None = None,
+                       obs_type: str | None = None, amp: str | None = "__recipe__") -> tuple[Policy, TrainResult]:
+    """Train policy ``name`` on the shipped Push-T demonstrations with its recipe for ``obs_type``.
+
+    ``tier`` picks the recipe's size and number of steps (``steps`` overrides the steps); ``amp``
+    overrides the recipe's mixed precision (``None``, ``"bf16"``, ``"fp16"``, ``"auto"``);
+    ``checkpoint_path`` is the training state to save to and resume from (every tenth of the run,
+    at most every 1000 steps; not the policy file: save that with ``policy.save``).
+
+    Introduced in chapter 6.
+    """
+    obs_type, recipe = recipe_for(name, obs_type)
     if tier not in recipe.steps:
         raise ValueError(f"tier must be one of {sorted(recipe.steps)}, got {tier!r}")
-    n_steps = recipe.steps[tier] if steps is None else steps
     demos = load_pusht_demos() if demos is None else demos
-    config = dict(recipe.config)
+    config = recipe.policy_config(tier)
     config.update(config_overrides or {})
+    seed_everything(seed)  # the initial weights too: one seed names the whole run
     policy = make_policy(name, config)
     c = policy.config
-    dataset = SequenceDataset(demos, c.obs_horizon, c.pred_horizon, c.action_horizon, obs_type="state")
-    train_config = TrainConfig(
-        steps=n_steps, batch_size=recipe.batch_size, lr=recipe.lr, weight_decay=recipe.weight_decay,
-        warmup_steps=min(recipe.warmup_steps, n_steps), grad_clip=recipe.grad_clip,
-        ema_decay=recipe.ema_decay, ema_power=recipe.ema_power, seed=seed, device=device,
-        progress=progress, checkpoint_path=checkpoint_path,
-        checkpoint_every=0 if checkpoint_path is None else max(1, n_steps // 10))
+    dataset = SequenceDataset(demos, c.obs_horizon, c.pred_horizon, c.action_horizon, obs_type=c.obs_type)
+    train_config = recipe_train_config(recipe, tier, steps, seed, device, progress, checkpoint_path)
+    if amp != "__recipe__":
+        train_config = dataclasses.replace(train_config, amp=amp)
     start = time.perf_counter()
     trained, result = fit_policy(policy, dataset, train_config)
-    trained.meta.update({"task": "pusht-state", "tier": tier, "seed": int(seed), "batch_size": recipe.batch_size,
-                         "lr": recipe.lr, "n_episodes": int(demos.n_episodes),
-                         "demos_sha256": demos_fingerprint(demos),
-                         "device": str(next(trained.parameters()).device),
+    dev = next(trained.parameters()).device
+    trained.meta.update({"task": f"pusht-{obs_type}", "tier": tier, "seed": int(seed),
+                         "batch_size": train_config.batch_size, "lr": train_config.lr,
+                         "n_episodes": int(demos.n_episodes), "demos_sha256": demos_fingerprint(demos),
+                         "device": str(dev), "amp": str(result.config.get("amp")),
                          "wall_seconds": round(time.perf_counter() - start, 1)})
+    if dev.type == "cuda":
+        trained.meta["gpu"] = torch.cuda.get_device_name(dev)
     return trained, result

@@ -42,7 +42,14 @@ from dplearn.atomic import torch_save_atomic
 from dplearn.seeding import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "warmup_cosine", "train", "select_device",
-           "load_checkpoint_model"]
+           "load_checkpoint_model", "resolve_amp", "read_train_state", "TRAIN_STATE_FORMAT", "AMP_MODES"]
+
+#: Format tag of the training-state files :func:`train` writes (checked when resuming).
+TRAIN_STATE_FORMAT = "dplearn-train-state/1"
+AMP_MODES = (None, "bf16", "fp16", "auto")
+#: TrainConfig fields that may differ between a run and its resumption (they do not change the
+#: optimisation: where it runs, how it reports, where it saves).
+_RESUMABLE_DIFFERENCES = {"device", "log_every", "progress", "checkpoint_path", "checkpoint_every"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,6 +75,10 @@ class TrainConfig:
     progress          show a tqdm progress bar with the running loss
     checkpoint_path   file to save to and resume from; ``None``: no checkpoints
     checkpoint_every  also save every this many steps (0: only at the end)
+    betas             AdamW's (β1, β2); Diffusion Policy uses (0.95, 0.999)
+    amp               mixed precision: ``None`` (float32), ``"bf16"``, ``"fp16"`` (with a gradient
+                      scaler) or ``"auto"``: bf16 on CUDA GPUs that support it fast (Ampere or
+                      newer), fp16 on older CUDA GPUs (e.g. Colab's T4), float32 on the CPU
     ================  ============================================================================
 
     Bad values raise ``ValueError`` naming the field.
@@ -89,6 +100,8 @@ class TrainConfig:
     progress: bool = True
     checkpoint_path: str | os.PathLike | None = None
     checkpoint_every: int = 0
+    betas: tuple[float, float] = (0.9, 0.999)
+    amp: str | None = None
 
     def __post_init__(self) -> None:
         def integer(name: str, low: int) -> None:
@@ -133,6 +146,14 @@ class TrainConfig:
         if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, (str, os.PathLike)):
             raise ValueError(f"TrainConfig.checkpoint_path must be a path or None, got {self.checkpoint_path!r}")
         integer("checkpoint_every", 0)
+        betas = self.betas
+        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
+                           and math.isfinite(b) for b in betas)):
+            raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {betas!r}")
+        self.betas = (float(betas[0]), float(betas[1]))
+        if self.amp not in AMP_MODES:
+            raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}, got {self.amp!r}")
 
 
 @dataclass
@@ -142,7 +163,8 @@ class TrainResult:
     ``losses`` (steps,) float array of every step's loss (including steps done before a resume);
     ``model`` the trained model (the same object that was passed in); ``ema_model`` a separate copy
     holding the moving average of the weights (``None`` without EMA); ``step`` the number of
-    optimiser steps done; ``seconds`` the wall time of this call.
+    optimiser steps done; ``seconds`` the wall time of this call; ``total_seconds`` that of the
+    whole run, across resumptions.
     """
 
     losses: np.ndarray
@@ -151,6 +173,7 @@ class TrainResult:
     step: int
     seconds: float = 0.0
     config: dict = field(default_factory=dict)
+    total_seconds: float = 0.0
 
     @property
     def eval_model(self) -> nn.Module:
@@ -274,26 +297,31 @@ def select_device(device: str | torch.device = "auto") -> torch.device:
 class _Batches:
     """Draws minibatches from ``data``; shuffles without replacement, epoch by epoch.
 
-    Its whole state (generator, permutation, position) goes into checkpoints.
+    Tensors (and tuples of tensors) are moved to ``device`` once, and each epoch's permutation too
+    (drawn on the CPU, so the order is the same on every device): a batch is then an index on the
+    device, with no host-to-device copy per step. Its whole state (generator, permutation,
+    position) goes into checkpoints.
     """
 
-    def __init__(self, data: Any, batch_size: int, seed: int):
+    def __init__(self, data: Any, batch_size: int, seed: int, device: torch.device | None = None):
         self.generator = torch.Generator().manual_seed(int(seed))
         self.batch_size = batch_size
+        self.device = device
         self.perm: torch.Tensor | None = None
+        self._perm_on_device: torch.Tensor | None = None
         self.pos = 0
         if isinstance(data, torch.Tensor):
             if data.ndim < 1 or data.shape[0] < 1:
                 raise ValueError(f"data must have a non-empty first (batch) dimension, got shape {tuple(data.shape)}")
             self.kind, self.n = "tensors", data.shape[0]
-            self.data = (data,)
+            self.data = (data if device is None else data.to(device),)
         elif isinstance(data, (tuple, list)) and data and all(isinstance(d, torch.Tensor) for d in data):
             sizes = {d.shape[0] if d.ndim else -1 for d in data}
             if len(sizes) != 1 or -1 in sizes or 0 in sizes:
                 raise ValueError("data tensors must share a non-empty first (batch) dimension, "
                                  f"got shapes {[tuple(d.shape) for d in data]}")
             self.kind, self.n = "tuple", sizes.pop()
-            self.data = tuple(data)
+            self.data = tuple(data if device is None else tuple(d.to(device) for d in data))
         elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
             if len(data) < 1:
                 raise ValueError("data must not be an empty dataset")
@@ -310,12 +338,16 @@ class _Batches:
         while need:
             if self.perm is None or self.pos >= self.n:
                 self.perm = torch.randperm(self.n, generator=self.generator)
+                self._perm_on_device = None
                 self.pos = 0
-            take = self.perm[self.pos:self.pos + need]
+            if self._perm_on_device is None:
+                self._perm_on_device = (self.perm if self.device is None
+                                        else self.perm.to(self.device, non_blocking=True))
+            take = self._perm_on_device[self.pos:self.pos + need]
             self.pos += take.shape[0]
             need -= take.shape[0]
             out.append(take)
-        return torch.cat(out)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
     def next(self) -> Any:
         if self.kind == "callable":
@@ -327,7 +359,7 @@ class _Batches:
             return tuple(d[idx] for d in self.data)
         from torch.utils.data import default_collate
 
-        return default_collate([self.data[int(i)] for i in idx])
+        return default_collate([self.data[int(i)] for i in idx.tolist()])
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state(), "perm": self.perm, "pos": self.pos}
@@ -335,6 +367,7 @@ class _Batches:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.generator.set_state(state["generator"])
         self.perm, self.pos = state["perm"], int(state["pos"])
+        self._perm_on_device = None
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -385,11 +418,75 @@ def _config_dict(config: TrainConfig) -> dict[str, Any]:
     return out
 
 
+def resolve_amp(amp: str | None, device: torch.device) -> str | None:
+    """The mixed precision a run uses: ``None`` (float32), ``"bf16"`` or ``"fp16"``.
+
+    ``"auto"`` picks bf16 on CUDA GPUs with fast bfloat16 (compute capability 8.0 or newer), fp16
+    (with a gradient scaler) on older CUDA GPUs such as Colab's T4, and float32 elsewhere.
+    """
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {AMP_MODES}, got {amp!r}")
+    if amp != "auto":
+        return amp
+    if device.type != "cuda":
+        return None
+    major, _ = torch.cuda.get_device_capability(device)
+    return "bf16" if major >= 8 else "fp16"
+
+
+def read_train_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Load a training-state file written by :func:`train` (``weights_only``), checking its format.
+
+    An empty, truncated or foreign file raises ``ValueError`` naming the file.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # EOFError, RuntimeError (zip archive), UnpicklingError, ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{str(path)!r} is not a readable dplearn training state "
+                         f"({type(exc).__name__}: {reason[:200]})") from None
+    if not isinstance(state, Mapping) or state.get("format") != TRAIN_STATE_FORMAT:
+        found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+        raise ValueError(f"{str(path)!r} is not a dplearn training state of format {TRAIN_STATE_FORMAT!r} "
+                         f"(found {found!r})")
+    missing = sorted({"model", "optimizer", "scheduler", "ema", "batches", "rng", "losses", "step", "config",
+                      "identity"} - set(state))
+    if missing:
+        raise ValueError(f"{str(path)!r} is an incomplete training state: missing {missing}")
+    return dict(state)
+
+
+def _check_resumable(state: Mapping[str, Any], config: TrainConfig, identity: Mapping[str, Any],
+                     path: Path) -> None:
+    """Refuse to resume a run with another config or other data/model identity, naming the difference."""
+    saved, now = dict(state["config"]), _config_dict(config)
+    diffs = [f"{k}: saved {saved.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+             if k not in _RESUMABLE_DIFFERENCES and _plain(saved.get(k)) != _plain(now.get(k))]
+    if diffs:
+        raise ValueError(f"cannot resume from {str(path)!r}: the training config differs ({'; '.join(diffs)})")
+    saved_id = dict(state.get("identity") or {})
+    diffs = [f"{k}: saved {str(saved_id.get(k))[:80]!r}, now {str(identity.get(k))[:80]!r}"
+             for k in sorted(set(saved_id) | set(identity)) if _plain(saved_id.get(k)) != _plain(identity.get(k))]
+    if diffs:
+        raise ValueError(f"cannot resume from {str(path)!r}: it was made for another run ({'; '.join(diffs)})")
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and lists compare equal (a config read back from a file has lists)."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
 def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], data: Any,
-          config: TrainConfig, callback: Callable[[int, float], None] | None = None) -> TrainResult:
+          config: TrainConfig, callback: Callable[[int, float], None] | None = None,
+          identity: Mapping[str, Any] | None = None) -> TrainResult:
     """Train ``model`` to minimise ``loss_fn(model, batch)`` on batches drawn from ``data``.
 
     Parameters
@@ -408,12 +505,21 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         A :class:`TrainConfig`.
     callback:
         Optional ``callback(step, loss)`` called after every optimiser step (``step`` counts from 1).
+    identity:
+        Plain values that name what is being trained (e.g. the model's config and a fingerprint of
+        the data); stored in the training state, and a resume with a different identity is refused.
 
     Each step: draw a batch, compute the loss, backpropagate, clip the gradient norm, take an
     AdamW step with learning rate ``lr * warmup_cosine(step, warmup_steps, steps)``, update the EMA.
     With ``config.checkpoint_path`` set, an existing checkpoint there is loaded first (training
     continues from its step, bit-identical to a run that was never interrupted) and checkpoints
-    are saved every ``checkpoint_every`` steps and at the end.
+    are saved every ``checkpoint_every`` steps and at the end. The file carries a format tag, the
+    config and ``identity``; resuming with another config (beyond device, logging and checkpoint
+    settings) or another identity raises ``ValueError`` saying what differs.
+
+    Tensor data is moved to the device once; with ``config.amp`` the forward pass and loss run
+    under ``torch.autocast`` (bf16, or fp16 with a gradient scaler). No step reads a value back
+    from the device except every ``log_every`` steps, to report the loss.
 
     Returns a :class:`TrainResult`.
 
@@ -426,31 +532,38 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
 
+    if identity is not None and not isinstance(identity, Mapping):
+        raise ValueError(f"identity must be a mapping of plain values or None, got {type(identity).__name__}")
+    identity = dict(identity or {})
     start = time.perf_counter()
     device = select_device(config.device)
+    amp = resolve_amp(config.amp, device)
+    autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
     seed_everything(config.seed)
-    batches = _Batches(data, config.batch_size, config.seed)
+    batches = _Batches(data, config.batch_size, config.seed, device=device)
     model.to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, config.warmup_steps, config.steps))
     ema = None if config.ema_decay is None else EMA(model, config.ema_decay, config.ema_power)
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # losses still on the device: one sync per log_every steps
     step = 0
+    seconds_before = 0.0  # wall time of the run before a resume
 
     ckpt = None if config.checkpoint_path is None else Path(config.checkpoint_path)
     if ckpt is not None and ckpt.exists():
         # on the CPU: random-number states must stay CPU tensors; load_state_dict moves the rest
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if state["config"]["steps"] != config.steps:
-            raise ValueError(f"config.steps={config.steps} differs from the checkpoint's "
-                             f"{state['config']['steps']} ({ckpt}); the learning-rate schedule would change")
+        state = read_train_state(ckpt)
+        _check_resumable(state, config, identity, ckpt)
         model.load_state_dict(state["model"])
+        if state.get("scaler") is not None:
+            scaler.load_state_dict(state["scaler"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         if ema is not None:
@@ -461,6 +574,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         _set_rng_state(state["rng"])
         losses = [float(x) for x in state["losses"].tolist()]
         step = int(state["step"])
+        seconds_before = float(state.get("seconds", 0.0))
 
     def flush() -> None:
         if pending:
@@ -471,6 +585,9 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         assert ckpt is not None
         flush()
         _save_atomic({
+            "format": TRAIN_STATE_FORMAT,
+            "identity": identity,
+            "scaler": scaler.state_dict() if scaler.is_enabled() else None,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -479,6 +596,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
             "rng": _rng_state(),
             "losses": torch.tensor(losses, dtype=torch.float64),
             "step": step,
+            "seconds": seconds_before + time.perf_counter() - start,
             "config": _config_dict(config),
         }, ckpt)
 
@@ -490,15 +608,18 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
     try:
         while step < config.steps:
             batch = _to_device(batches.next(), device)
-            loss = loss_fn(model, batch)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                loss = loss_fn(model, batch)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError("loss_fn must return a scalar tensor, got "
                                  f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            scaler.scale(loss).backward()
             if config.grad_clip is not None:
+                scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             scheduler.step()
             if ema is not None:
                 ema.update(model)
@@ -525,7 +646,8 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
     model.eval()
     return TrainResult(losses=np.asarray(losses, dtype=np.float64), model=model,
                        ema_model=None if ema is None else ema.model, step=step,
-                       seconds=time.perf_counter() - start, config=_config_dict(config))
+                       seconds=time.perf_counter() - start, config=_config_dict(config),
+                       total_seconds=seconds_before + time.perf_counter() - start)
 
 
 def load_checkpoint_model(model: nn.Module, path: str | os.PathLike, ema: bool = True) -> nn.Module:
@@ -535,7 +657,7 @@ def load_checkpoint_model(model: nn.Module, path: str | os.PathLike, ema: bool =
 
     Introduced in chapter 3.
     """
-    state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    state = read_train_state(path)
     weights = state["ema"]["model"] if ema and state.get("ema") is not None else state["model"]
     model.load_state_dict(weights)
     return model.eval()

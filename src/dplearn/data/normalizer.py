@@ -14,6 +14,9 @@ the map stays invertible. Diffusion samples are clipped to [-1, 1], which is why
 normalised to exactly that box.
 
 Works on NumPy arrays and torch tensors: the output has the input's type, dtype and device.
+A :class:`Normalizer` is an ``nn.Module`` whose numbers are buffers, so a policy that holds its
+normalisers carries them along with ``policy.to(device)`` and normalises on the device, with no
+copies in the hot path.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 Array = np.ndarray | torch.Tensor
 
@@ -35,7 +39,7 @@ def _as_float64(x: Any, name: str) -> np.ndarray:
     return x
 
 
-class Normalizer:
+class Normalizer(nn.Module):
     """Per-dimension affine map of data in [min, max] onto [-1, 1] (see the module docstring).
 
     Build with :meth:`fit` (from data) or :meth:`from_state_dict` (from a checkpoint).
@@ -47,10 +51,14 @@ class Normalizer:
     range_eps : float
         Dimensions with ``max - min < range_eps`` are treated as constant.
 
+    Buffers: ``data_min``, ``data_max``, ``range_eps`` (float64, saved in ``state_dict``) and the
+    derived ``scale``, ``offset`` (float64 and float32 copies, not saved).
+
     Introduced in chapter 5.
     """
 
     def __init__(self, data_min: Any, data_max: Any, range_eps: float = 1e-4):
+        super().__init__()
         data_min = _as_float64(data_min, "data_min").reshape(-1)
         data_max = _as_float64(data_max, "data_max").reshape(-1)
         if data_min.shape != data_max.shape:
@@ -62,15 +70,21 @@ class Normalizer:
             raise ValueError("data_min and data_max must be finite")
         if np.any(data_max < data_min):
             raise ValueError("data_max must be >= data_min in every dimension")
+        range_eps = float(range_eps)
         if not range_eps >= 0:
             raise ValueError(f"range_eps must be a non-negative number, got {range_eps!r}")
-        self.data_min = data_min
-        self.data_max = data_max
-        self.range_eps = float(range_eps)
         data_range = data_max - data_min
-        self.constant = data_range < self.range_eps
-        self.scale = np.where(self.constant, 1.0, 2.0 / np.where(self.constant, 1.0, data_range))
-        self.offset = np.where(self.constant, -data_min, -1.0 - self.scale * data_min)
+        constant = data_range < range_eps
+        scale = np.where(constant, 1.0, 2.0 / np.where(constant, 1.0, data_range))
+        offset = np.where(constant, -data_min, -1.0 - scale * data_min)
+        self._np = {"scale": scale, "offset": offset, "constant": constant}
+        self.register_buffer("data_min", torch.from_numpy(data_min.copy()))
+        self.register_buffer("data_max", torch.from_numpy(data_max.copy()))
+        self.register_buffer("range_eps", torch.tensor(range_eps, dtype=torch.float64))
+        self.register_buffer("scale", torch.from_numpy(scale.copy()), persistent=False)
+        self.register_buffer("offset", torch.from_numpy(offset.copy()), persistent=False)
+        self.register_buffer("scale32", self.scale.float(), persistent=False)
+        self.register_buffer("offset32", self.offset.float(), persistent=False)
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod
@@ -89,16 +103,22 @@ class Normalizer:
         """D, the number of dimensions."""
         return int(self.data_min.shape[0])
 
+    @property
+    def constant(self) -> np.ndarray:
+        """(D,) bool: which dimensions were constant in the data (mapped to 0)."""
+        return self._np["constant"]
+
     # ---- the map -------------------------------------------------------------------------------
     def _params(self, x: Array) -> tuple[Array, Array]:
         if x.shape[-1] != self.dim:
             raise ValueError(f"x must have last dimension D={self.dim}, got shape {tuple(x.shape)}")
         if isinstance(x, torch.Tensor):
-            dtype = x.dtype if x.is_floating_point() else torch.float32
-            return (torch.as_tensor(self.scale, dtype=dtype, device=x.device),
-                    torch.as_tensor(self.offset, dtype=dtype, device=x.device))
+            scale, offset = (self.scale32, self.offset32) if x.dtype == torch.float32 else (self.scale, self.offset)
+            if scale.device != x.device or scale.dtype != x.dtype:
+                scale, offset = scale.to(x.device, x.dtype), offset.to(x.device, x.dtype)
+            return scale, offset
         dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
-        return self.scale.astype(dtype), self.offset.astype(dtype)
+        return self._np["scale"].astype(dtype), self._np["offset"].astype(dtype)
 
     @staticmethod
     def _prepare(x: Any) -> Array:
@@ -118,20 +138,16 @@ class Normalizer:
         scale, offset = self._params(y)
         return (y - offset) / scale
 
-    __call__ = normalize
+    def forward(self, x: Any) -> Array:
+        """``normalizer(x)`` is :meth:`normalize`."""
+        return self.normalize(x)
 
     # ---- checkpoints ---------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Tensors that :meth:`from_state_dict` turns back into the same normaliser (float64)."""
-        return {
-            "data_min": torch.as_tensor(self.data_min, dtype=torch.float64),
-            "data_max": torch.as_tensor(self.data_max, dtype=torch.float64),
-            "range_eps": torch.tensor(self.range_eps, dtype=torch.float64),
-        }
-
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Normalizer:
-        """Rebuild a normaliser from :meth:`state_dict` output."""
+        """Rebuild a normaliser from its ``state_dict()`` (``data_min``, ``data_max``, ``range_eps``)."""
+        if not hasattr(state, "keys"):
+            raise ValueError(f"state must be a mapping with data_min and data_max, got {type(state).__name__}")
         missing = {"data_min", "data_max"} - set(state)
         if missing:
             raise ValueError(f"state must have keys data_min and data_max; missing {sorted(missing)}")
@@ -139,7 +155,7 @@ class Normalizer:
         eps = float(eps.item() if hasattr(eps, "item") else eps)
         return cls(state["data_min"], state["data_max"], range_eps=eps)
 
-    def __repr__(self) -> str:
-        lo = np.array2string(self.data_min, precision=3, separator=", ")
-        hi = np.array2string(self.data_max, precision=3, separator=", ")
-        return f"Normalizer(dim={self.dim}, min={lo}, max={hi})"
+    def extra_repr(self) -> str:
+        lo = np.array2string(self.data_min.cpu().numpy(), precision=3, separator=", ")
+        hi = np.array2string(self.data_max.cpu().numpy(), precision=3, separator=", ")
+        return f"dim={self.dim}, min={lo}, max={hi}"

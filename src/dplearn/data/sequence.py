@@ -108,12 +108,13 @@ def window_indices(
 # Observations from states
 # ---------------------------------------------------------------------------------------------
 def _keypoints_of_states(states: np.ndarray) -> np.ndarray:
-    """(N, 5) states -> (N, 18) keypoint observations, exactly as the env's ``keypoints`` obs:
-    the 8 corners of the block's boxes (x, y each), then the agent position."""
-    from dplearn.envs.geometry import t_keypoints
+    """(N, 5) states -> (N, 20) keypoint observations, exactly as the env's ``keypoints`` obs:
+    the 9 block keypoints (x, y each), then the agent position."""
+    from dplearn.envs.geometry import t_keypoints_batch
 
-    return np.stack([np.r_[t_keypoints(s[2:5]).ravel(), s[0], s[1]]
-                     for s in np.asarray(states, dtype=np.float64)]).astype(np.float32)
+    states = np.asarray(states, dtype=np.float64)
+    kps = t_keypoints_batch(states[:, 2:5]).reshape(len(states), -1)
+    return np.concatenate([kps, states[:, :2]], axis=1).astype(np.float32)
 
 
 def _render_states(states: np.ndarray, size: int) -> np.ndarray:

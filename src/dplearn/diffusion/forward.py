@@ -54,17 +54,26 @@ def check_timesteps(schedule: NoiseSchedule, t: torch.Tensor | int, x: torch.Ten
     else:
         raise ValueError(f"t must be an int or a long tensor of shape (B,), got {type(t).__name__}")
     T = schedule.num_steps
-    if t.numel() and (int(t.min()) < 0 or int(t.max()) > T - 1):
+    # Range check on the host only: on an accelerator reading t back would stall the device on
+    # every call (a host-device sync); an out-of-range index then fails inside the gather.
+    if t.device.type == "cpu" and t.numel() and (int(t.min()) < 0 or int(t.max()) > T - 1):
         raise ValueError(
             f"t must hold step indices in [0, {T - 1}] for a schedule of T={T} steps, "
             f"got values in [{int(t.min())}, {int(t.max())}]"
         )
-    return t.to(x.device)
+    return t.to(x.device, non_blocking=True)
 
 
 def extract(schedule: NoiseSchedule, name: str, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """The schedule tensor ``name`` at indices ``t`` (shape ``(B,)``), shaped ``(B, 1, ..., 1)`` like ``x``."""
-    values = schedule.float64(name).to(x.device)[t].to(x.dtype)
+    """The schedule tensor ``name`` at indices ``t`` (shape ``(B,)``), shaped ``(B, 1, ..., 1)`` like ``x``.
+
+    Gathered on the schedule's device when it is ``x``'s (no copy, no sync): keep the schedule
+    next to the data (``schedule.to(device)``, or a model that holds it as a submodule).
+    """
+    table = schedule.at(name, x.dtype)
+    if table.device != x.device:
+        table = table.to(x.device)
+    values = table[t]
     return values.reshape(t.shape[0], *([1] * (x.ndim - 1)))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from dplearn.diffusion.forward import (
@@ -33,11 +34,33 @@ __all__ = ["DDPMSampler", "DDIMSampler"]
 Model = Callable[..., torch.Tensor]
 
 
+def _is_index(t: object) -> bool:
+    """Is ``t`` one step index for the whole batch (a Python or NumPy integer, not a tensor)?"""
+    return isinstance(t, (int, np.integer)) and not isinstance(t, bool)
+
+
+def _host_table(schedule: NoiseSchedule, name: str) -> list[float]:
+    """The float64 schedule tensor ``name`` as Python floats, for coefficients read on the host."""
+    return schedule.float64(name).cpu().tolist()
+
+
 class _Sampler:
-    """The loop shared by the samplers: start from noise, call the model, step, repeat."""
+    """The loop shared by the samplers: start from noise, call the model, step, repeat.
+
+    ``step`` accepts ``t`` either as a long tensor ``(B,)`` (each example at its own step) or as one
+    integer index for the whole batch. With an integer the coefficients are read from host-side
+    tables as Python numbers: no gathers, no copies and no host-device syncs, which is what
+    :meth:`sample` uses (on a GPU a tensor ``t`` costs a gather per coefficient instead).
+    """
 
     schedule: NoiseSchedule
     timesteps: torch.Tensor
+
+    def _check_index(self, t: int) -> int:
+        T = self.schedule.num_steps
+        if not 0 <= int(t) < T:
+            raise ValueError(f"t must be a step index in [0, {T - 1}] for a schedule of T={T} steps, got {t}")
+        return int(t)
 
     def step(self, eps: torch.Tensor, t: torch.Tensor | int, x_t: torch.Tensor,
              noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -95,7 +118,7 @@ class _Sampler:
         for t in self.timesteps.tolist():
             t_batch = torch.full((shape[0],), t, dtype=torch.long, device=x.device)
             eps = model(x, t_batch) if cond is None else model(x, t_batch, cond)
-            x = self.step(eps, t_batch, x, generator=generator)
+            x = self.step(eps, t, x, generator=generator)  # a Python int: the sync-free path
             if trajectory is not None:
                 trajectory.append(x)
         if trajectory is not None:
@@ -131,6 +154,9 @@ class DDPMSampler(_Sampler):
         self.clip_sample = bool(clip_sample)
         self.clip_range = float(clip_range)
         self.timesteps = torch.arange(schedule.num_steps - 1, -1, -1, dtype=torch.long)
+        self._host = {name: _host_table(schedule, name) for name in (
+            "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", "posterior_mean_coef1",
+            "posterior_mean_coef2", "posterior_variance")}
 
     def step(self, eps: torch.Tensor, t: torch.Tensor | int, x_t: torch.Tensor,
              noise: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -140,12 +166,14 @@ class DDPMSampler(_Sampler):
         ``noise`` like ``x_t`` (drawn from ``generator`` when ``None``; ignored where ``t == 0``).
         Returns :math:`x_{t-1}` like ``x_t``.
         """
+        if _is_index(t):
+            return self._step_index(eps, self._check_index(t), x_t, noise, generator)
         t = check_timesteps(self.schedule, t, x_t, "x_t")
         _check_same_shape(x_t, "x_t", eps, "eps")
         x0_hat = self._clip(predict_x0_from_eps(self.schedule, x_t, t, eps))
         mean, _ = q_posterior(self.schedule, x0_hat, x_t, t)
         if noise is None:
-            if bool((t == 0).all()):
+            if t.device.type == "cpu" and bool((t == 0).all()):  # (no device sync on accelerators)
                 return mean
             noise = randn_like(x_t, generator)
         else:
@@ -153,6 +181,23 @@ class DDPMSampler(_Sampler):
         not_last = (t > 0).to(x_t.dtype).reshape(-1, *([1] * (x_t.ndim - 1)))
         std = extract(self.schedule, "posterior_variance", t, x_t).sqrt()
         return mean + not_last * std * noise
+
+    def _step_index(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, noise: torch.Tensor | None,
+                    generator: torch.Generator | None) -> torch.Tensor:
+        """:meth:`step` with one index ``t`` for the whole batch, coefficients as Python numbers."""
+        if not isinstance(x_t, torch.Tensor):
+            raise ValueError(f"x_t must be a torch tensor, got {type(x_t).__name__}")
+        _check_same_shape(x_t, "x_t", eps, "eps")
+        h = self._host
+        x0_hat = self._clip((x_t - h["sqrt_one_minus_alphas_cumprod"][t] * eps) / h["sqrt_alphas_cumprod"][t])
+        mean = h["posterior_mean_coef1"][t] * x0_hat + h["posterior_mean_coef2"][t] * x_t
+        if t == 0:
+            return mean
+        if noise is None:
+            noise = randn_like(x_t, generator)
+        else:
+            _check_same_shape(x_t, "x_t", noise, "noise")
+        return mean + h["posterior_variance"][t] ** 0.5 * noise
 
     def __repr__(self) -> str:
         return f"DDPMSampler(T={self.schedule.num_steps}, clip_sample={self.clip_sample}, clip_range={self.clip_range})"
@@ -233,12 +278,14 @@ class DDIMSampler(_Sampler):
         prev = torch.full((T,), -2, dtype=torch.long)
         prev[self.timesteps] = torch.cat([self.timesteps[1:], torch.tensor([-1])])
         self._prev = prev
+        self._prev_host = prev.tolist()
+        self._abar_host = _host_table(schedule, "alphas_cumprod")
 
     def previous_timestep(self, t: torch.Tensor) -> torch.Tensor:
         """The index each ``t`` (long, (B,)) steps to; -1 for the last step. ``ValueError`` if ``t``
         is not one of :attr:`timesteps`."""
         prev = self._prev.to(t.device)[t]
-        if bool((prev == -2).any()):
+        if t.device.type == "cpu" and bool((prev == -2).any()):  # (no device sync on accelerators)
             bad = t[prev == -2][0].item()
             raise ValueError(f"t={bad} is not one of this sampler's timesteps {self.timesteps.tolist()}")
         return prev
@@ -256,6 +303,8 @@ class DDIMSampler(_Sampler):
         Shapes: ``eps`` and ``x_t`` (B, ...), ``t`` long (B,) or int, each one of :attr:`timesteps`;
         ``noise`` like ``x_t`` (only used when ``eta > 0``; drawn from ``generator`` when ``None``).
         """
+        if _is_index(t):
+            return self._step_index(eps, self._check_index(t), x_t, noise, generator)
         t = check_timesteps(self.schedule, t, x_t, "x_t")
         _check_same_shape(x_t, "x_t", eps, "eps")
         prev = self.previous_timestep(t)
@@ -267,6 +316,31 @@ class DDIMSampler(_Sampler):
             eps = (x_t - abar_t.sqrt() * x0_hat) / (1 - abar_t).sqrt()
         sigma = self.eta * ((1 - abar_p) / (1 - abar_t)).sqrt() * (1 - abar_t / abar_p).clamp(min=0).sqrt()
         x_prev = abar_p.sqrt() * x0_hat + (1 - abar_p - sigma**2).clamp(min=0).sqrt() * eps
+        if self.eta > 0:
+            if noise is None:
+                noise = randn_like(x_t, generator)
+            else:
+                _check_same_shape(x_t, "x_t", noise, "noise")
+            x_prev = x_prev + sigma * noise
+        return x_prev
+
+    def _step_index(self, eps: torch.Tensor, t: int, x_t: torch.Tensor, noise: torch.Tensor | None,
+                    generator: torch.Generator | None) -> torch.Tensor:
+        """:meth:`step` with one index ``t`` for the whole batch, coefficients as Python numbers."""
+        if not isinstance(x_t, torch.Tensor):
+            raise ValueError(f"x_t must be a torch tensor, got {type(x_t).__name__}")
+        _check_same_shape(x_t, "x_t", eps, "eps")
+        p = self._prev_host[t]
+        if p == -2:
+            raise ValueError(f"t={t} is not one of this sampler's timesteps {self.timesteps.tolist()}")
+        abar_t = self._abar_host[t]
+        abar_p = 1.0 if p < 0 else self._abar_host[p]
+        x0_hat = (x_t - (1 - abar_t) ** 0.5 * eps) / abar_t ** 0.5
+        if self.clip_sample:
+            x0_hat = self._clip(x0_hat)
+            eps = (x_t - abar_t ** 0.5 * x0_hat) / (1 - abar_t) ** 0.5
+        sigma = self.eta * ((1 - abar_p) / (1 - abar_t)) ** 0.5 * max(1 - abar_t / abar_p, 0.0) ** 0.5
+        x_prev = abar_p ** 0.5 * x0_hat + max(1 - abar_p - sigma ** 2, 0.0) ** 0.5 * eps
         if self.eta > 0:
             if noise is None:
                 noise = randn_like(x_t, generator)

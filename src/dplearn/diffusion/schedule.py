@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 __all__ = ["NoiseSchedule"]
 
@@ -54,7 +55,7 @@ def _as_float64_betas(betas: torch.Tensor | np.ndarray | Sequence[float]) -> tor
     return b
 
 
-class NoiseSchedule:
+class NoiseSchedule(nn.Module):
     """The variance schedule :math:`\\beta_1..\\beta_T` of the forward process and its derived tensors.
 
     Build one with :meth:`linear` (DDPM) or :meth:`cosine` (improved DDPM, used by Diffusion
@@ -87,6 +88,13 @@ class NoiseSchedule:
         1-D sequence of length ``T >= 1`` with every entry in (0, 1).
     dtype:
         floating dtype of the public tensors (default ``torch.float32``).
+    device:
+        where the tensors live (default the CPU).
+
+    The schedule is an ``nn.Module`` whose tensors are (non-persistent) buffers: a model that holds
+    one as a submodule carries it along with ``model.to(device)``, so the noise math runs next to
+    the network with no copies. ``schedule.to(device)`` moves it in place and returns it;
+    ``schedule.to(dtype=...)`` recasts the public tensors from the float64 copies.
 
     Introduced in chapter 2.
     """
@@ -118,11 +126,11 @@ class NoiseSchedule:
             "posterior_mean_coef1": abar_prev.sqrt() * b / (1.0 - abar),
             "posterior_mean_coef2": a.sqrt() * (1.0 - abar_prev) / (1.0 - abar),
         }
+        super().__init__()
         self.dtype = dtype
-        self.device = torch.device(device)
-        self._f64 = {k: v.to(self.device) for k, v in f64.items()}
         for name, value in f64.items():
-            setattr(self, name, value.to(device=self.device, dtype=dtype))
+            self.register_buffer(f"_f64_{name}", value.to(device), persistent=False)
+            self.register_buffer(name, value.to(device=device, dtype=dtype), persistent=False)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -179,20 +187,46 @@ class NoiseSchedule:
     def __len__(self) -> int:
         return self.num_steps
 
-    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> NoiseSchedule:
-        """A copy of this schedule with its tensors on ``device`` and/or of ``dtype``."""
-        return NoiseSchedule(self._f64["betas"].cpu(), dtype=dtype or self.dtype,
-                             device=device if device is not None else self.device)
+    @property
+    def device(self) -> torch.device:
+        """The device the schedule's tensors live on."""
+        return self.betas.device
+
+    def to(self, *args, **kwargs) -> NoiseSchedule:
+        """Move the tensors to a device (in place) and/or recast the public ones to a dtype.
+
+        ``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or keywords, as ``nn.Module.to``; the
+        float64 copies stay float64. Returns the schedule.
+        """
+        device, dtype, non_blocking, _ = torch._C._nn._parse_to(*args, **kwargs)
+        if dtype is not None and not dtype.is_floating_point:
+            raise ValueError(f"dtype must be a floating torch dtype, got {dtype!r}")
+        if device is not None:
+            super().to(device=device, non_blocking=non_blocking)
+        if dtype is not None:
+            self.dtype = dtype
+            for name in self._FIELDS:
+                setattr(self, name, self.float64(name).to(dtype))
+        return self
 
     def float64(self, name: str) -> torch.Tensor:
         """The float64 version of the tensor attribute ``name`` (e.g. ``"alphas_cumprod"``)."""
-        if name not in self._f64:
+        if name not in self._FIELDS:
             raise ValueError(f"name must be one of {', '.join(self._FIELDS)}, got {name!r}")
-        return self._f64[name]
+        return getattr(self, f"_f64_{name}")
+
+    def at(self, name: str, dtype: torch.dtype) -> torch.Tensor:
+        """Tensor ``name`` in ``dtype`` on the schedule's device, without a copy when it is stored so."""
+        if dtype == self.dtype and name in self._FIELDS:
+            return getattr(self, name)
+        return self.float64(name).to(dtype)
+
+    def extra_repr(self) -> str:
+        return ""
 
     def __repr__(self) -> str:
-        b = self._f64["betas"]
-        abar_T = self._f64["alphas_cumprod"][-1].item()
+        b = self.float64("betas")
+        abar_T = self.float64("alphas_cumprod")[-1].item()
         return (f"NoiseSchedule(T={self.num_steps}, beta_1={b[0].item():.3g}, beta_T={b[-1].item():.3g}, "
                 f"alphas_cumprod_T={abar_T:.3g}, dtype={self.dtype})")
 

@@ -12,8 +12,16 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from dplearn.envs.geometry import GOAL_POSE, T_VERTICES, coverage, t_keypoints, t_polygons
-from dplearn.envs.pusht import PHYSICS_STATE_SIZE, PushTEnv
+from dplearn.envs.geometry import (
+    GOAL_POSE,
+    T_KEYPOINTS,
+    T_VERTICES,
+    coverage,
+    t_keypoints,
+    t_keypoints_batch,
+    t_polygons,
+)
+from dplearn.envs.pusht import PushTEnv, benchmark_start
 from dplearn.envs.render import render_state, render_states
 
 __all__ = [
@@ -25,7 +33,9 @@ __all__ = [
     "t_keypoints",
     "render_state",
     "render_states",
-    "PHYSICS_STATE_SIZE",
+    "T_KEYPOINTS",
+    "t_keypoints_batch",
+    "benchmark_start",
     "PUSHT_ID",
 ]
 

@@ -31,7 +31,10 @@ __all__ = [
     "T_RADIUS",
     "GOAL_POSE",
     "t_polygons",
+    "T_KEYPOINTS",
     "t_keypoints",
+    "t_keypoints_batch",
+    "farthest_point_keypoints",
     "polygon_area",
     "clip_convex",
     "convex_intersection_area",
@@ -54,6 +57,18 @@ T_AREA: float = 6300.0
 #: The block's centre of gravity in its body frame: the mean of the two boxes' centroids
 #: ``((0, 15) + (0, 75)) / 2`` (the benchmark's convention, not the area-weighted centroid).
 T_CENTER_OF_GRAVITY: tuple[float, float] = (0.0, 45.0)
+
+#: The 9 block keypoints of the ``keypoints`` observation, body frame, shape (9, 2): spread over
+#: the T by farthest-point sampling, the method the benchmark uses for its 9 (see
+#: :func:`farthest_point_keypoints`, which recomputes them). The benchmark starts its sampling
+#: from a random pixel and adds a small random shift, so its points differ from these: the
+#: observation has the same meaning and size (20 numbers), not the same numbers. Chapter 5
+#: draws them.
+T_KEYPOINTS: np.ndarray = np.array(
+    [[-14.5, 119.5], [59.5, 0.5], [-59.5, 8.5], [2.5, 47.5], [-10.5, 0.5],
+     [14.5, 88.5], [24.5, 15.5], [-30.5, 29.5], [-14.5, 74.5]]
+)
+T_KEYPOINTS.setflags(write=False)
 
 #: Largest distance from the body origin to a point of the T: |(15, 120)|.
 T_RADIUS: float = math.hypot(15.0, 120.0)
@@ -98,14 +113,53 @@ def t_polygons(pose: _Pose) -> np.ndarray:
 
 
 def t_keypoints(pose: _Pose) -> np.ndarray:
-    """The 8 keypoints of the T at ``pose``: the corners of the bar then of the stem, shape (8, 2).
+    """The 9 block keypoints :data:`T_KEYPOINTS` at ``pose = (x, y, θ)`` in world coordinates, (9, 2).
 
-    The order follows :data:`T_VERTICES`: bar (-60, 0), (60, 0), (60, 30), (-60, 30), then stem
-    (-15, 30), (15, 30), (15, 120), (-15, 120), each mapped to the world frame. Two of the stem's
-    corners lie on the bar's edge; the eight points fix the pose redundantly, which is what a
-    keypoint observation wants. Introduced in chapter 5.
+    Point ``k`` is ``R(θ) T_KEYPOINTS[k] + (x, y)``. With the agent position they make the
+    benchmark's 20-number ``keypoints`` observation. Introduced in chapter 5.
     """
-    return t_polygons(pose).reshape(8, 2)
+    x, y, angle = _check_pose(pose, "pose")
+    c, s = math.cos(angle), math.sin(angle)
+    rot = np.array([[c, -s], [s, c]])
+    return T_KEYPOINTS @ rot.T + np.array([x, y])
+
+
+def t_keypoints_batch(poses: np.ndarray) -> np.ndarray:
+    """:func:`t_keypoints` of many poses at once: (N, 3) → (N, 9, 2). Introduced in chapter 5."""
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 2 or poses.shape[1] != 3 or not np.all(np.isfinite(poses)):
+        raise ValueError(f"poses must be a finite array of shape (N, 3), got shape {poses.shape}")
+    c, s = np.cos(poses[:, 2]), np.sin(poses[:, 2])
+    kx, ky = T_KEYPOINTS[:, 0], T_KEYPOINTS[:, 1]
+    wx = c[:, None] * kx - s[:, None] * ky + poses[:, :1]
+    wy = s[:, None] * kx + c[:, None] * ky + poses[:, 1:2]
+    return np.stack([wx, wy], axis=-1)
+
+
+def farthest_point_keypoints(n: int = 9) -> np.ndarray:
+    """``n`` keypoints spread over the T by farthest-point sampling, (n, 2) in the body frame.
+
+    The benchmark chooses its block keypoints this way: among the centres of the 1 × 1 cells that
+    tile the T (6300 points), start with the one farthest from the centre of gravity (the first
+    in row order on a tie), then repeatedly add the point whose distance to the nearest chosen
+    point is largest. ``farthest_point_keypoints(9)`` is :data:`T_KEYPOINTS`. Introduced in
+    chapter 5.
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 6300:
+        raise ValueError(f"n must be an integer in [1, 6300], got {n!r}")
+    xs, ys = np.meshgrid(np.arange(-60, 60) + 0.5, np.arange(0, 120) + 0.5, indexing="xy")
+    pts = np.stack([xs.ravel(), ys.ravel()], axis=1)
+    in_bar = (np.abs(pts[:, 0]) < 60) & (pts[:, 1] < 30)
+    in_stem = (np.abs(pts[:, 0]) < 15) & (pts[:, 1] >= 30)
+    pts = pts[in_bar | in_stem]
+    first = int(np.argmax(np.linalg.norm(pts - np.array(T_CENTER_OF_GRAVITY), axis=1)))
+    chosen = [first]
+    dist = np.linalg.norm(pts - pts[first], axis=1)
+    for _ in range(int(n) - 1):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(pts - pts[nxt], axis=1))
+    return pts[chosen]
 
 
 def polygon_area(vertices: np.ndarray | Sequence[Sequence[float]]) -> float:

@@ -12,11 +12,13 @@ categorical   per-coordinate bins, cross-entropy                6
 mixture       Gaussian mixture (MDN), maximum likelihood        6
 lstm-gmm      LSTM over the history, GMM head (BC-RNN)          6
 ibc           energy, InfoNCE, derivative-free inference        7
+diffusion-cnn DDPM over action chunks, 1-D temporal U-Net, FiLM  8
 ============  ===============================================  ==========
 """
 
-from dplearn.policies.base import Policy, PolicyConfig
+from dplearn.policies.base import MLPPolicyConfig, Policy, PolicyConfig
 from dplearn.policies.categorical import CategoricalConfig, CategoricalPolicy
+from dplearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
 from dplearn.policies.ibc import IBCConfig, IBCPolicy
 from dplearn.policies.lstm_gmm import LSTMGMMConfig, LSTMGMMPolicy
 from dplearn.policies.mixture import MixtureConfig, MixturePolicy
@@ -33,8 +35,9 @@ from dplearn.policies.registry import (
 from dplearn.policies.regression import RegressionConfig, RegressionPolicy
 
 __all__ = [
-    "Policy", "PolicyConfig", "POLICIES", "make_policy", "make_config", "load_policy", "policy_class",
+    "Policy", "PolicyConfig", "MLPPolicyConfig", "POLICIES", "make_policy", "make_config", "load_policy", "policy_class",
     "register_policy", "load_shipped_policy", "shipped_checkpoint_path",
     "RegressionConfig", "RegressionPolicy", "CategoricalConfig", "CategoricalPolicy",
     "MixtureConfig", "MixturePolicy", "LSTMGMMConfig", "LSTMGMMPolicy", "IBCConfig", "IBCPolicy",
+    "DiffusionConfig", "DiffusionPolicy",
 ]

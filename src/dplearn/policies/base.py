@@ -15,15 +15,20 @@ ordinary one-step policy :math:`a_t = \\pi(o_t)`.
 Every policy
 
 - is built from a config dataclass (:class:`PolicyConfig` or a subclass); bad values raise
-  ``ValueError`` naming the field;
-- works in normalised units: observations and actions are mapped to [−1, 1] by two
-  :class:`~dplearn.data.normalizer.Normalizer` s that travel with the policy;
+  ``ValueError`` naming the field; the config names the observation type the policy reads
+  (``obs_type``), so a saved policy can be evaluated with nothing else;
+- works in normalised units: observations and actions are mapped to [−1, 1] by
+  :class:`~dplearn.data.normalizer.Normalizer` s that are submodules of the policy (so
+  ``policy.to(device)`` moves them). An observation is one tensor ``(B, T_o, obs_dim)`` or a dict
+  of named tensors ``{key: (B, T_o, ...)}`` with one normaliser per key that needs one (images
+  already lie in [0, 1] and have none);
 - defines ``loss(batch)``, the scalar a training loop (:mod:`dplearn.training`) minimises, where
-  ``batch`` holds raw observation windows ``(B, T_o, obs_dim)`` and action windows
-  ``(B, T_p, action_dim)``;
+  ``batch`` holds raw observation windows and action windows ``(B, T_p, action_dim)``;
 - answers ``act(obs_history)`` with the actions to execute, ``(T_a, action_dim)``, in raw units;
 - saves itself atomically (``save(path)``) with its config and normalisers, and loads with
   ``torch.load(..., weights_only=True)`` (``Policy.load(path)`` / :func:`dplearn.policies.load_policy`).
+
+Policy classes register themselves under their name with the :func:`register_policy` decorator.
 
 Introduced in chapter 6.
 """
@@ -45,9 +50,15 @@ from torch import nn
 from dplearn.atomic import torch_save_atomic
 from dplearn.data.normalizer import Normalizer
 
-__all__ = ["PolicyConfig", "Policy", "mlp", "split_batch", "CHECKPOINT_FORMAT"]
+__all__ = ["PolicyConfig", "MLPPolicyConfig", "Policy", "POLICIES", "register_policy", "mlp", "split_batch",
+           "CHECKPOINT_FORMAT", "OBS_TYPES"]
 
-CHECKPOINT_FORMAT = "dplearn-policy/1"
+CHECKPOINT_FORMAT = "dplearn-policy/2"
+_FORMAT_V1 = "dplearn-policy/1"
+
+#: What a policy can read: the env's ``state`` (5 numbers), ``keypoints`` (20 numbers: 9 block
+#: keypoints and the agent), and the image observations of chapter 9.
+OBS_TYPES = ("state", "keypoints", "pixels", "pixels_agent_pos", "two-cameras")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -85,13 +96,13 @@ class PolicyConfig:
     """What every policy needs to know; subclasses add their own fields.
 
     ===============  ==========================================================================
-    obs_dim          width of one observation (5 for Push-T states, 2 for the toy task)
+    obs_dim          width of one (vector) observation (5 for Push-T states, 20 for keypoints,
+                     2 for the toy task)
     action_dim       width of one action (2: a target or a displacement in the plane)
     obs_horizon      :math:`T_o`, how many past observations the policy sees (>= 1)
     pred_horizon     :math:`T_p`, how many actions it predicts (>= obs_horizon − 1 + action_horizon)
     action_horizon   :math:`T_a`, how many of them are executed before it is asked again (>= 1)
-    hidden           width of the hidden layers (>= 1)
-    n_layers         number of hidden layers (>= 1)
+    obs_type         the observation the policy reads (one of :data:`OBS_TYPES`; ``"state"``)
     ===============  ==========================================================================
 
     Introduced in chapter 6.
@@ -102,20 +113,19 @@ class PolicyConfig:
     obs_horizon: int = 2
     pred_horizon: int = 2
     action_horizon: int = 1
-    hidden: int = 256
-    n_layers: int = 3
+    obs_type: str = "state"
 
     def __post_init__(self) -> None:
-        for name in ("obs_dim", "action_dim", "obs_horizon", "pred_horizon", "action_horizon",
-                     "hidden", "n_layers"):
+        for name in ("obs_dim", "action_dim", "obs_horizon", "pred_horizon", "action_horizon"):
             _check_int(self, name, 1)
+        _check_choice(self, "obs_type", OBS_TYPES)
         if self.obs_horizon - 1 + self.action_horizon > self.pred_horizon:
             raise ValueError(
                 f"{type(self).__name__}: pred_horizon must be >= obs_horizon - 1 + action_horizon = "
                 f"{self.obs_horizon - 1 + self.action_horizon}, got {self.pred_horizon}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain ``name -> value`` (ints, floats, strings, bools), safe for ``weights_only`` loading."""
+        """Plain ``name -> value`` (ints, floats, strings, bools, tuples), safe for ``weights_only`` loading."""
         return asdict(self)
 
     @classmethod
@@ -128,6 +138,27 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"{cls.__name__} has no fields {unknown}; known fields: {sorted(names)}")
         return cls(**dict(values))
+
+
+@dataclass
+class MLPPolicyConfig(PolicyConfig):
+    """:class:`PolicyConfig` plus the width and depth of an MLP (the Part II policies).
+
+    ===============  ==========================================================================
+    hidden           width of the hidden layers (>= 1)
+    n_layers         number of hidden layers (>= 1)
+    ===============  ==========================================================================
+
+    Introduced in chapter 6.
+    """
+
+    hidden: int = 256
+    n_layers: int = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("hidden", "n_layers"):
+            _check_int(self, name, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,25 +206,59 @@ def _save_atomic(obj: Any, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# the registry
+# ---------------------------------------------------------------------------------------------
+#: Registered policy classes by name (filled by :func:`register_policy`).
+POLICIES: dict[str, type[Policy]] = {}
+
+
+def register_policy(cls: type[Policy]) -> type[Policy]:
+    """Class decorator: add a :class:`Policy` subclass to :data:`POLICIES` under ``cls.name``.
+
+    Introduced in chapter 6.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise ValueError(f"cls must be a Policy subclass, got {cls!r}")
+    if cls.name in POLICIES and POLICIES[cls.name] is not cls:
+        raise ValueError(f"a policy named {cls.name!r} is already registered ({POLICIES[cls.name].__name__})")
+    POLICIES[cls.name] = cls
+    return cls
+
+
+def policy_class(name: str) -> type[Policy]:
+    """The class registered as ``name``; unknown names raise ``ValueError`` listing the known ones."""
+    if name not in POLICIES:
+        raise ValueError(f"name must be one of the registered policies {sorted(POLICIES)}, got {name!r}")
+    return POLICIES[name]
+
+
+ObsNormalizer = Normalizer | Mapping[str, Normalizer]
+
+
+# ---------------------------------------------------------------------------------------------
 # the policy
 # ---------------------------------------------------------------------------------------------
 class Policy(nn.Module):
     """Base class of every policy (see the module docstring for the contract).
 
-    Subclasses set ``name`` and ``config_class`` and implement
+    Subclasses set ``name`` and ``config_class``, decorate themselves with :func:`register_policy`
+    and implement
 
-    - ``compute_loss(obs, action)`` on *normalised* tensors ``(B, T_o, obs_dim)``,
-      ``(B, T_p, action_dim)`` → scalar;
-    - ``sample(obs, generator)`` on a normalised ``(B, T_o, obs_dim)`` → normalised action chunk
+    - ``compute_loss(obs, action)`` on *normalised* tensors: ``obs`` ``(B, T_o, obs_dim)`` (or a
+      dict of ``(B, T_o, ...)``), ``action`` ``(B, T_p, action_dim)`` → scalar;
+    - ``sample(obs, generator)`` on normalised ``obs`` → normalised action chunk
       ``(B, T_p, action_dim)``.
 
     Parameters
     ----------
     config:
         The policy's config (an instance of ``config_class``, or a mapping of its fields).
-    obs_normalizer, action_normalizer:
-        Maps of raw observations / actions to [−1, 1]; identity when omitted. Set them later
-        with :meth:`set_normalizers` (the training glue fits them on the demonstrations).
+    obs_normalizer:
+        A :class:`~dplearn.data.Normalizer` of vector observations, or a mapping ``key ->
+        Normalizer`` for dict observations (keys without one pass through); identity when omitted.
+    action_normalizer:
+        The action normaliser; identity when omitted. Set both later with :meth:`set_normalizers`
+        (the training glue fits them on the demonstrations).
 
     Introduced in chapter 6.
     """
@@ -202,7 +267,7 @@ class Policy(nn.Module):
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
 
     def __init__(self, config: PolicyConfig | Mapping[str, Any] | None = None,
-                 obs_normalizer: Normalizer | None = None,
+                 obs_normalizer: ObsNormalizer | None = None,
                  action_normalizer: Normalizer | None = None):
         super().__init__()
         if config is None:
@@ -214,72 +279,126 @@ class Policy(nn.Module):
                              f"got {type(config).__name__}")
         self.config = config
         self.meta: dict[str, Any] = {}
-        self.obs_normalizer = _identity_normalizer(config.obs_dim)
-        self.action_normalizer = _identity_normalizer(config.action_dim)
+        self.obs_normalizer: nn.Module = _identity_normalizer(config.obs_dim)
+        self.action_normalizer: Normalizer = _identity_normalizer(config.action_dim)
         self.set_normalizers(obs_normalizer, action_normalizer)
 
     # ---- normalisation -------------------------------------------------------------------------
-    def set_normalizers(self, obs_normalizer: Normalizer | None = None,
+    def set_normalizers(self, obs_normalizer: ObsNormalizer | None = None,
                         action_normalizer: Normalizer | None = None) -> None:
-        """Replace the observation and/or action normaliser (dimensions must match the config)."""
-        for attr, value, dim in (("obs_normalizer", obs_normalizer, self.config.obs_dim),
-                                 ("action_normalizer", action_normalizer, self.config.action_dim)):
-            if value is None:
-                continue
-            if not isinstance(value, Normalizer):
-                raise ValueError(f"{attr} must be a dplearn.data.Normalizer, got {type(value).__name__}")
-            if value.dim != dim:
-                raise ValueError(f"{attr} has dimension {value.dim}, but the config says {dim}")
-            setattr(self, attr, value)
+        """Replace the observation and/or action normaliser (dimensions must match the config).
+
+        ``obs_normalizer`` is one :class:`~dplearn.data.Normalizer` (vector observations of width
+        ``obs_dim``) or a mapping ``key -> Normalizer`` (dict observations).
+        """
+        if obs_normalizer is not None:
+            if isinstance(obs_normalizer, Mapping) and not isinstance(obs_normalizer, Normalizer):
+                bad = [k for k, v in obs_normalizer.items() if not isinstance(v, Normalizer)]
+                if bad or not obs_normalizer:
+                    raise ValueError("obs_normalizer must map observation keys to dplearn.data.Normalizer "
+                                     f"objects; bad keys {bad}" if bad else "obs_normalizer must not be empty")
+                obs_normalizer = nn.ModuleDict(dict(obs_normalizer))
+            elif not isinstance(obs_normalizer, Normalizer):
+                raise ValueError("obs_normalizer must be a dplearn.data.Normalizer or a mapping of them, got "
+                                 f"{type(obs_normalizer).__name__}")
+            elif obs_normalizer.dim != self.config.obs_dim:
+                raise ValueError(f"obs_normalizer has dimension {obs_normalizer.dim}, but the config says "
+                                 f"{self.config.obs_dim}")
+            self.obs_normalizer = obs_normalizer
+        if action_normalizer is not None:
+            if not isinstance(action_normalizer, Normalizer):
+                raise ValueError(f"action_normalizer must be a dplearn.data.Normalizer, got "
+                                 f"{type(action_normalizer).__name__}")
+            if action_normalizer.dim != self.config.action_dim:
+                raise ValueError(f"action_normalizer has dimension {action_normalizer.dim}, but the config says "
+                                 f"{self.config.action_dim}")
+            self.action_normalizer = action_normalizer
+
+    def normalize_obs(self, obs: Any) -> Any:
+        """Raw observations (a tensor, or a dict of tensors) → normalised, same structure."""
+        if isinstance(obs, Mapping):
+            norms = self.obs_normalizer if isinstance(self.obs_normalizer, nn.ModuleDict) else {}
+            return {k: norms[k].normalize(v) if k in norms else v for k, v in obs.items()}
+        if isinstance(self.obs_normalizer, nn.ModuleDict):
+            raise ValueError(f"this policy reads dict observations with keys {sorted(self.obs_normalizer)}, "
+                             "got a single tensor")
+        return self.obs_normalizer.normalize(obs)
 
     @property
     def device(self) -> torch.device:
+        """Where the policy's weights live."""
         return next(self.parameters()).device
 
-    def _check_obs(self, obs: torch.Tensor, what: str = "obs") -> None:
+    @property
+    def obs_type(self) -> str:
+        """The observation the policy reads (``config.obs_type``), for the evaluation loop."""
+        return self.config.obs_type
+
+    def _check_obs(self, obs: Any, what: str = "obs") -> int:
+        """Check the shape of an observation batch; returns its batch size B."""
         c = self.config
+        if isinstance(obs, Mapping):
+            sizes = set()
+            for k, v in obs.items():
+                if not isinstance(v, torch.Tensor) or v.ndim < 3 or v.shape[1] != c.obs_horizon:
+                    shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                    raise ValueError(f"{what}[{k!r}] must have shape (B, {c.obs_horizon}, ...) = (batch, "
+                                     f"obs_horizon, ...), got {shape}")
+                sizes.add(v.shape[0])
+            if len(sizes) != 1:
+                raise ValueError(f"{what} entries have different batch sizes {sorted(sizes)}")
+            return sizes.pop()
         if obs.ndim != 3 or obs.shape[1:] != (c.obs_horizon, c.obs_dim):
             raise ValueError(f"{what} must have shape (B, {c.obs_horizon}, {c.obs_dim}) = (batch, "
                              f"obs_horizon, obs_dim), got {tuple(obs.shape)}")
+        return obs.shape[0]
 
-    def normalize_batch(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised ``(obs (B, T_o, obs_dim), action (B, T_p, action_dim))`` of a raw batch."""
+    def _as_obs_tensor(self, obs: Any) -> Any:
+        """Observations (arrays, tensors, or a dict of them) as float32 tensors on the policy's device."""
+        if isinstance(obs, Mapping):
+            return {k: self._as_obs_tensor(v) for k, v in obs.items()}
+        if isinstance(obs, torch.Tensor):
+            return obs.to(self.device, torch.float32, non_blocking=True)
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+
+    def normalize_batch(self, batch: Any) -> tuple[Any, torch.Tensor]:
+        """Normalised ``(obs, action (B, T_p, action_dim))`` of a raw batch."""
         obs, action = split_batch(batch)
         c = self.config
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        obs = self._as_obs_tensor(obs)
         action = torch.as_tensor(action, dtype=torch.float32, device=self.device)
-        self._check_obs(obs, "batch obs")
+        b = self._check_obs(obs, "batch obs")
         if action.ndim != 3 or action.shape[1:] != (c.pred_horizon, c.action_dim):
             raise ValueError(f"batch action must have shape (B, {c.pred_horizon}, {c.action_dim}) = "
                              f"(batch, pred_horizon, action_dim), got {tuple(action.shape)}")
-        if obs.shape[0] != action.shape[0]:
-            raise ValueError(f"batch obs and action have different batch sizes {obs.shape[0]} and {action.shape[0]}")
-        return self.obs_normalizer.normalize(obs), self.action_normalizer.normalize(action)
+        if b != action.shape[0]:
+            raise ValueError(f"batch obs and action have different batch sizes {b} and {action.shape[0]}")
+        return self.normalize_obs(obs), self.action_normalizer.normalize(action)
 
     # ---- what subclasses implement -------------------------------------------------------------
-    def compute_loss(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+    def compute_loss(self, obs: Any, action: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, obs: Any, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
     # ---- the public interface ------------------------------------------------------------------
     def loss(self, batch: Any) -> torch.Tensor:
-        """The training loss of a raw batch (``{"obs": (B, T_o, obs_dim), "action": (B, T_p, action_dim)}``
-        or a pair); normalises, then calls :meth:`compute_loss`."""
+        """The training loss of a raw batch (``{"obs": ..., "action": (B, T_p, action_dim)}`` or a
+        pair); normalises, then calls :meth:`compute_loss`."""
         obs, action = self.normalize_batch(batch)
         return self.compute_loss(obs, action)
 
     @torch.no_grad()
     def predict_chunk(self, obs_history: Any, generator: torch.Generator | None = None) -> torch.Tensor:
-        """The whole predicted chunk in raw units: ``(B, T_p, action_dim)`` for ``(B, T_o, obs_dim)``."""
-        obs = torch.as_tensor(np.asarray(obs_history, dtype=np.float32) if not isinstance(
-            obs_history, torch.Tensor) else obs_history, dtype=torch.float32, device=self.device)
+        """The whole predicted chunk in raw units: ``(B, T_p, action_dim)`` for a batch of histories
+        ``(B, T_o, obs_dim)`` (or a dict of ``(B, T_o, ...)``)."""
+        obs = self._as_obs_tensor(obs_history)
         self._check_obs(obs, "obs_history")
         was_training = self.training
         self.eval()
         try:
-            chunk = self.sample(self.obs_normalizer.normalize(obs), generator)
+            chunk = self.sample(self.normalize_obs(obs), generator)
         finally:
             self.train(was_training)
         return self.action_normalizer.unnormalize(chunk)
@@ -288,26 +407,31 @@ class Policy(nn.Module):
         """The actions to execute now, in raw units.
 
         ``obs_history`` ``(T_o, obs_dim)`` → ``(T_a, action_dim)``; a batch ``(B, T_o, obs_dim)`` →
-        ``(B, T_a, action_dim)``. Of the predicted chunk :math:`a_{t-T_o+1..t-T_o+T_p}` these are
-        :math:`a_t, \\dots, a_{t+T_a-1}`. ``generator`` makes stochastic policies reproducible.
+        ``(B, T_a, action_dim)`` (dict observations always come batched: ``{key: (B, T_o, ...)}``).
+        Of the predicted chunk
+        :math:`a_{t-T_o+1..t-T_o+T_p}` these are :math:`a_t, \\dots, a_{t+T_a-1}`. ``generator``
+        makes stochastic policies reproducible.
         """
-        x = obs_history.detach().cpu().numpy() if isinstance(obs_history, torch.Tensor) else np.asarray(
-            obs_history, dtype=np.float32)
-        single = x.ndim == 2
-        if single:
-            x = x[None]
         c = self.config
-        if x.ndim != 3 or x.shape[1:] != (c.obs_horizon, c.obs_dim):
-            raise ValueError(f"obs_history must have shape ({c.obs_horizon}, {c.obs_dim}) = (obs_horizon, "
-                             f"obs_dim) or (B, {c.obs_horizon}, {c.obs_dim}), got {x.shape}")
+        if isinstance(obs_history, Mapping):  # dict observations come batched: {key: (B, T_o, ...)}
+            x, single = obs_history, False
+        else:
+            x = obs_history.detach().cpu().numpy() if isinstance(obs_history, torch.Tensor) else np.asarray(
+                obs_history, dtype=np.float32)
+            single = x.ndim == 2
+            if single:
+                x = x[None]
+            if x.ndim != 3 or x.shape[1:] != (c.obs_horizon, c.obs_dim):
+                raise ValueError(f"obs_history must have shape ({c.obs_horizon}, {c.obs_dim}) = (obs_horizon, "
+                                 f"obs_dim) or (B, {c.obs_horizon}, {c.obs_dim}), got {x.shape}")
         chunk = self.predict_chunk(x, generator)
         start = c.obs_horizon - 1
-        out = chunk[:, start:start + c.action_horizon].cpu().numpy().astype(np.float32)
+        out = chunk[:, start:start + c.action_horizon].float().cpu().numpy()
         return out[0] if single else out
 
     def forward(self, obs_history: Any, generator: torch.Generator | None = None) -> np.ndarray:
         """``policy(obs_history)`` is :meth:`act`: the chunk protocol of :func:`dplearn.evaluation.evaluate`
-        (a batch ``(B, T_o, obs_dim)`` in, the actions to execute ``(B, T_a, action_dim)`` out)."""
+        (a batch of histories in, the actions to execute ``(B, T_a, action_dim)`` out)."""
         return self.act(obs_history, generator)
 
     @property
@@ -319,6 +443,11 @@ class Policy(nn.Module):
         """Forget any state kept between calls of :meth:`act` (none: these policies are stateless)."""
 
     # ---- checkpoints ---------------------------------------------------------------------------
+    def _obs_normalizer_state(self) -> dict[str, Any]:
+        if isinstance(self.obs_normalizer, nn.ModuleDict):
+            return {"keys": {k: n.state_dict() for k, n in self.obs_normalizer.items()}}
+        return self.obs_normalizer.state_dict()
+
     def checkpoint(self, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Everything :meth:`load` needs, as plain types and tensors (``weights_only``-safe)."""
         return {
@@ -326,32 +455,73 @@ class Policy(nn.Module):
             "policy": self.name,
             "config": self.config.to_dict(),
             "state_dict": {k: v.detach().cpu().clone() for k, v in self.state_dict().items()},
-            "obs_normalizer": self.obs_normalizer.state_dict(),
+            "obs_normalizer": self._obs_normalizer_state(),
             "action_normalizer": self.action_normalizer.state_dict(),
             "meta": dict(meta or {}),
         }
 
-    def save(self, path: str | os.PathLike, meta: Mapping[str, Any] | None = None) -> Path:
+    def save(self, path: str | os.PathLike, meta: Mapping[str, Any] | None = None,
+             dtype: torch.dtype | None = None) -> Path:
         """Write the policy to ``path`` atomically (temporary file, then ``os.replace``); returns the path.
 
         ``meta`` (plain JSON-like values) is stored alongside, e.g. how the policy was trained.
+        ``dtype=torch.float16`` stores the float32 weights in half precision (half the file;
+        :meth:`load` restores float32); normalisers always stay float64.
         """
+        if dtype is not None and dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            raise ValueError(f"dtype must be None, torch.float16, torch.bfloat16 or torch.float32, got {dtype!r}")
+        state = self.checkpoint(meta)
+        if dtype is not None:
+            state["state_dict"] = {k: v.to(dtype) if v.dtype == torch.float32 else v
+                                   for k, v in state["state_dict"].items()}
+            state["weights_dtype"] = str(dtype).removeprefix("torch.")
         path = Path(path)
-        _save_atomic(self.checkpoint(meta), path)
+        _save_atomic(state, path)
         return path
+
+    @staticmethod
+    def _upgrade(state: Mapping[str, Any]) -> Mapping[str, Any]:
+        """A checkpoint of the first format (Part II, before observation types and normalisers
+        became part of the weights) in the current format: ``obs_type`` is ``"state"`` and the
+        normalisers' numbers join the state dict. Weights and meta are unchanged."""
+        if not isinstance(state, Mapping) or state.get("format") != _FORMAT_V1:
+            return state
+        state = dict(state)
+        state["format"] = CHECKPOINT_FORMAT
+        state["config"] = {"obs_type": "state", **dict(state.get("config") or {})}
+        weights = dict(state.get("state_dict") or {})
+        for attr in ("obs_normalizer", "action_normalizer"):
+            norm = state.get(attr)
+            if isinstance(norm, Mapping):
+                for key in ("data_min", "data_max", "range_eps"):
+                    if key in norm:
+                        weights[f"{attr}.{key}"] = torch.as_tensor(norm[key], dtype=torch.float64)
+        state["state_dict"] = weights
+        return state
 
     @classmethod
     def from_checkpoint(cls, state: Mapping[str, Any]) -> Policy:
-        """Rebuild a policy of this class from :meth:`checkpoint` output."""
+        """Rebuild a policy of this class from :meth:`checkpoint` output (either format)."""
+        state = cls._upgrade(state)
         if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"not a dplearn policy checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+            found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"not a dplearn policy checkpoint of format {CHECKPOINT_FORMAT!r} (found {found!r})")
         if state.get("policy") != cls.name:
-            raise ValueError(f"the checkpoint holds a {state['policy']!r} policy, not {cls.name!r}")
-        policy = cls(cls.config_class.from_dict(state["config"]),
-                     Normalizer.from_state_dict(state["obs_normalizer"]),
+            raise ValueError(f"the checkpoint holds a {state.get('policy')!r} policy, not {cls.name!r}")
+        for key in ("config", "state_dict", "obs_normalizer", "action_normalizer"):
+            if key not in state:
+                raise ValueError(f"the checkpoint has no {key!r} entry (truncated or not made by dplearn)")
+        obs_state = state["obs_normalizer"]
+        if isinstance(obs_state, Mapping) and "keys" in obs_state:
+            obs_norm: ObsNormalizer = {k: Normalizer.from_state_dict(v) for k, v in obs_state["keys"].items()}
+        else:
+            obs_norm = Normalizer.from_state_dict(obs_state)
+        policy = cls(cls.config_class.from_dict(state["config"]), obs_norm,
                      Normalizer.from_state_dict(state["action_normalizer"]))
         own = policy.state_dict()
         weights = state["state_dict"]
+        if not isinstance(weights, Mapping):
+            raise ValueError("the checkpoint's state_dict is not a mapping of tensors")
         missing = sorted(set(own) - set(weights))
         unexpected = sorted(set(weights) - set(own))
         if missing or unexpected:
@@ -362,25 +532,43 @@ class Policy(nn.Module):
         if bad:
             raise ValueError(f"checkpoint shapes do not match the {cls.name!r} policy built from its config: "
                              + "; ".join(bad))
-        policy.load_state_dict(weights)
+        nonfinite = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if nonfinite:
+            raise ValueError(f"the checkpoint's weights contain NaN or infinite values: {nonfinite[:5]}")
+        policy.load_state_dict({k: v.to(own[k].dtype) for k, v in weights.items()})
         policy.meta = dict(state.get("meta", {}))
         return policy.eval()
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Policy:
-        """Load a policy saved by :meth:`save` (``torch.load(..., weights_only=True)``)."""
+        """Load a policy saved by :meth:`save` (``torch.load(..., weights_only=True)``).
+
+        An empty, truncated or foreign file raises ``ValueError`` naming the file.
+        """
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"path {str(path)!r} is not a file")
-        state = torch.load(path, map_location=map_location, weights_only=True)
+            raise ValueError(f"{str(path)!r} is not a file")
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as exc:  # EOFError, RuntimeError (zip), UnpicklingError, ...
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"{str(path)!r} is not a readable dplearn policy checkpoint "
+                             f"({type(exc).__name__}: {reason[:200]})") from None
+        state = cls._upgrade(state)
         if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{str(path)!r} is not a dplearn policy checkpoint (expected format "
-                             f"{CHECKPOINT_FORMAT!r})")
-        if cls is Policy:
-            from dplearn.policies.registry import policy_class
-
-            return policy_class(state.get("policy", "?")).from_checkpoint(state)
-        return cls.from_checkpoint(state)
+            found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+            hint = ""
+            if isinstance(state, Mapping) and str(found).startswith("dplearn-policy/"):
+                command = (state.get("meta") or {}).get("command")
+                hint = "; it was written by another dplearn version, remake it" + (
+                    f" with `{command}`" if command else "")
+            raise ValueError(f"{str(path)!r} is not a dplearn policy checkpoint of format "
+                             f"{CHECKPOINT_FORMAT!r} (found {found!r}){hint}")
+        try:
+            klass = cls if cls is not Policy else policy_class(state.get("policy", "?"))
+            return klass.from_checkpoint(state)
+        except ValueError as exc:
+            raise ValueError(f"{str(path)!r}: {exc}") from None
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, config={self.config}"

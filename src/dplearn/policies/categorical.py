@@ -26,7 +26,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dplearn.policies.base import Policy, PolicyConfig, _check_choice, _check_float, _check_int, mlp
+from dplearn.policies.base import (
+    MLPPolicyConfig,
+    Policy,
+    _check_choice,
+    _check_float,
+    _check_int,
+    mlp,
+    register_policy,
+)
 
 __all__ = ["CategoricalConfig", "CategoricalPolicy", "bin_centers", "discretize"]
 
@@ -54,8 +62,8 @@ def discretize(x: torch.Tensor, n_bins: int) -> torch.Tensor:
 
 
 @dataclass
-class CategoricalConfig(PolicyConfig):
-    """:class:`~dplearn.policies.base.PolicyConfig` plus
+class CategoricalConfig(MLPPolicyConfig):
+    """:class:`~dplearn.policies.base.MLPPolicyConfig` plus
 
     ===========  ==================================================================================
     n_bins       :math:`K`, bins per action coordinate (>= 2)
@@ -78,6 +86,7 @@ class CategoricalConfig(PolicyConfig):
         _check_float(self, "temperature", 0.0)
 
 
+@register_policy
 class CategoricalPolicy(Policy):
     """An MLP that outputs logits ``(B, T_p, action_dim, n_bins)``; trained by cross-entropy.
 

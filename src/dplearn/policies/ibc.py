@@ -36,7 +36,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dplearn.policies.base import Policy, PolicyConfig, _check_choice, _check_float, _check_int, mlp
+from dplearn.policies.base import (
+    MLPPolicyConfig,
+    Policy,
+    _check_choice,
+    _check_float,
+    _check_int,
+    mlp,
+    register_policy,
+)
 
 __all__ = ["IBCConfig", "IBCPolicy", "info_nce", "uniform_counter_examples", "dfo_step", "dfo_minimize",
            "langevin_minimize"]
@@ -140,8 +148,8 @@ def langevin_minimize(energy_fn: EnergyFn, init: torch.Tensor, steps: int = 50, 
 # the policy
 # ---------------------------------------------------------------------------------------------
 @dataclass
-class IBCConfig(PolicyConfig):
-    """:class:`~dplearn.policies.base.PolicyConfig` plus
+class IBCConfig(MLPPolicyConfig):
+    """:class:`~dplearn.policies.base.MLPPolicyConfig` plus
 
     ==================  ===========================================================================
     n_negatives         :math:`N`, uniform counter-examples per demonstrated action (>= 1)
@@ -184,6 +192,7 @@ class IBCConfig(PolicyConfig):
         _check_float(self, "langevin_noise", 0.0, low_open=False)
 
 
+@register_policy
 class IBCPolicy(Policy):
     """An energy MLP :math:`E_\\theta(o, a)` on the flattened history and chunk; InfoNCE training, DFO
     (optionally Langevin) inference in the normalised action box :math:`[-1, 1]^{T_p \\cdot \\text{action\\_dim}}`.

@@ -23,15 +23,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dplearn.policies.base import Policy, PolicyConfig, _check_float, _check_int
+from dplearn.policies.base import MLPPolicyConfig, Policy, _check_float, _check_int, register_policy
 from dplearn.policies.mixture import GaussianMixtureHead, gmm_log_prob, gmm_sample
 
 __all__ = ["LSTMGMMConfig", "LSTMGMMPolicy"]
 
 
 @dataclass
-class LSTMGMMConfig(PolicyConfig):
-    """:class:`~dplearn.policies.base.PolicyConfig` (``hidden`` is the LSTM's width, ``n_layers`` its
+class LSTMGMMConfig(MLPPolicyConfig):
+    """:class:`~dplearn.policies.base.MLPPolicyConfig` (``hidden`` is the LSTM's width, ``n_layers`` its
     depth; ``pred_horizon`` must equal ``obs_horizon`` and ``action_horizon`` be 1) plus
 
     ===============  ==============================================================================
@@ -63,6 +63,7 @@ class LSTMGMMConfig(PolicyConfig):
             raise ValueError(f"LSTMGMMConfig.low_noise_eval must be True or False, got {self.low_noise_eval!r}")
 
 
+@register_policy
 class LSTMGMMPolicy(Policy):
     """An LSTM over ``(B, T_o, obs_dim)`` and a per-step :class:`~dplearn.policies.mixture.GaussianMixtureHead`
     over ``action_dim``.

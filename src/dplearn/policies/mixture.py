@@ -28,7 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dplearn.policies.base import Policy, PolicyConfig, _check_float, _check_int, mlp
+from dplearn.policies.base import (
+    MLPPolicyConfig,
+    Policy,
+    _check_float,
+    _check_int,
+    mlp,
+    register_policy,
+)
 
 __all__ = ["MixtureConfig", "MixturePolicy", "GaussianMixtureHead", "gmm_log_prob", "gmm_sample"]
 
@@ -87,8 +94,8 @@ class GaussianMixtureHead(nn.Module):
 
 
 @dataclass
-class MixtureConfig(PolicyConfig):
-    """:class:`~dplearn.policies.base.PolicyConfig` plus
+class MixtureConfig(MLPPolicyConfig):
+    """:class:`~dplearn.policies.base.MLPPolicyConfig` plus
 
     ===============  ==============================================================================
     n_components     :math:`K`, Gaussians in the mixture (>= 1)
@@ -111,6 +118,7 @@ class MixtureConfig(PolicyConfig):
             raise ValueError(f"MixtureConfig.low_noise_eval must be True or False, got {self.low_noise_eval!r}")
 
 
+@register_policy
 class MixturePolicy(Policy):
     """An MLP on the flattened history and a :class:`GaussianMixtureHead` over the flattened chunk
     (:math:`D = T_p \\cdot` action_dim); trained by negative log-likelihood.

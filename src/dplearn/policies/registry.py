@@ -11,38 +11,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from dplearn.policies.base import Policy, PolicyConfig
-from dplearn.policies.categorical import CategoricalPolicy
-from dplearn.policies.ibc import IBCPolicy
-from dplearn.policies.lstm_gmm import LSTMGMMPolicy
-from dplearn.policies.mixture import MixturePolicy
-from dplearn.policies.regression import RegressionPolicy
+# Importing the policy modules registers their classes (each is decorated with register_policy).
+from dplearn.policies import categorical, diffusion, ibc, lstm_gmm, mixture, regression  # noqa: F401
+from dplearn.policies.base import POLICIES, Policy, PolicyConfig, policy_class, register_policy
 
 __all__ = ["POLICIES", "register_policy", "policy_class", "make_config", "make_policy", "load_policy",
            "shipped_checkpoint_path", "load_shipped_policy"]
-
-POLICIES: dict[str, type[Policy]] = {}
-
-
-def register_policy(cls: type[Policy]) -> type[Policy]:
-    """Add a :class:`~dplearn.policies.base.Policy` subclass under ``cls.name`` (usable as a decorator)."""
-    if not (isinstance(cls, type) and issubclass(cls, Policy)):
-        raise ValueError(f"cls must be a Policy subclass, got {cls!r}")
-    if cls.name in POLICIES and POLICIES[cls.name] is not cls:
-        raise ValueError(f"a policy named {cls.name!r} is already registered ({POLICIES[cls.name].__name__})")
-    POLICIES[cls.name] = cls
-    return cls
-
-
-for _cls in (RegressionPolicy, CategoricalPolicy, MixturePolicy, LSTMGMMPolicy, IBCPolicy):
-    register_policy(_cls)
-
-
-def policy_class(name: str) -> type[Policy]:
-    """The class registered as ``name``; unknown names raise ``ValueError`` listing the known ones."""
-    if name not in POLICIES:
-        raise ValueError(f"name must be one of the registered policies {sorted(POLICIES)}, got {name!r}")
-    return POLICIES[name]
 
 
 def make_config(name: str, config: PolicyConfig | Mapping[str, Any] | None = None,
@@ -84,30 +58,33 @@ def load_policy(path: str | os.PathLike, map_location: Any = "cpu") -> Policy:
     return Policy.load(path, map_location=map_location)
 
 
-def shipped_checkpoint_path(name: str) -> Path:
-    """Where the shipped checkpoint ``NAME.pt`` of policy ``name`` lives: inside the installed package
-    (``dplearn/_shipped/checkpoints``), else the repository's ``checkpoints/``.
+def shipped_checkpoint_path(name: str, obs_type: str = "state") -> Path:
+    """Where the shipped checkpoint ``NAME-OBS.pt`` of policy ``name`` trained on ``obs_type`` lives:
+    inside the installed package (``dplearn/_shipped/checkpoints``), else the repository's
+    ``checkpoints/``.
 
     Raises ``FileNotFoundError`` naming the command that makes it when it is in neither place.
 
     Introduced in chapter 6.
     """
     policy_class(name)
+    file = f"{name}-{obs_type}.pt"
     package_dir = Path(__file__).resolve().parent.parent  # .../dplearn
-    candidates = [package_dir / "_shipped" / "checkpoints" / f"{name}.pt",
-                  package_dir.parent.parent / "checkpoints" / f"{name}.pt"]  # src/dplearn -> repo root
+    candidates = [package_dir / "_shipped" / "checkpoints" / file,
+                  package_dir.parent.parent / "checkpoints" / file]  # src/dplearn -> repo root
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise FileNotFoundError(
-        f"the shipped checkpoint {name}.pt was not found (looked in the installed package's "
+        f"the shipped checkpoint {file} was not found (looked in the installed package's "
         f"_shipped/checkpoints and the repository's checkpoints/); make it with "
-        f"`dplearn train --policy {name} --budget full --out checkpoints/{name}.pt`")
+        f"`dplearn train --policy {name} --obs {obs_type} --budget full --out checkpoints/{file}`")
 
 
-def load_shipped_policy(name: str, map_location: Any = "cpu") -> Policy:
-    """The pretrained Push-T policy ``name`` that ships with dplearn (see :func:`shipped_checkpoint_path`).
+def load_shipped_policy(name: str, obs_type: str = "state", map_location: Any = "cpu") -> Policy:
+    """The pretrained Push-T policy ``name`` (trained on ``obs_type``) that ships with dplearn
+    (see :func:`shipped_checkpoint_path`).
 
     Introduced in chapter 6.
     """
-    return load_policy(shipped_checkpoint_path(name), map_location=map_location)
+    return load_policy(shipped_checkpoint_path(name, obs_type), map_location=map_location)

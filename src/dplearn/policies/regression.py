@@ -19,19 +19,20 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dplearn.policies.base import Policy, PolicyConfig, mlp
+from dplearn.policies.base import MLPPolicyConfig, Policy, mlp, register_policy
 
 __all__ = ["RegressionConfig", "RegressionPolicy"]
 
 
 @dataclass
-class RegressionConfig(PolicyConfig):
-    """:class:`~dplearn.policies.base.PolicyConfig`; regression adds nothing.
+class RegressionConfig(MLPPolicyConfig):
+    """:class:`~dplearn.policies.base.MLPPolicyConfig`; regression adds nothing.
 
     Introduced in chapter 6.
     """
 
 
+@register_policy
 class RegressionPolicy(Policy):
     """An MLP :math:`f_\\theta`: flattened observations ``(B, T_o·obs_dim)`` → chunk ``(B, T_p, action_dim)``,
     trained with the mean squared error (in normalised units).
