@@ -314,3 +314,13 @@ def test_dataset_observations_match_the_env():
                     assert set(item) == {"image"}
     assert set(SequenceDataset(demos, 1, 1, 1, obs_type="pixels_agent_pos").get_normalizer()) == \
         {"action", "agent_pos"}
+
+
+def test_loading_ranges_into_a_normaliser_updates_its_map():
+    fitted = Normalizer.fit(np.random.default_rng(4).uniform(-5, 9, size=(100, 3)))
+    other = Normalizer(-np.ones(3), np.ones(3))  # the identity, e.g. a freshly built policy's
+    other.load_state_dict(fitted.state_dict())
+    x = np.random.default_rng(5).uniform(-5, 9, size=(10, 3))
+    np.testing.assert_array_equal(other.normalize(x), fitted.normalize(x))
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    torch.testing.assert_close(other.normalize(xt), fitted.normalize(xt))

@@ -290,3 +290,13 @@ def test_cuda_training_and_sampling_run_without_host_syncs():
     finally:
         torch.cuda.set_sync_debug_mode(0)
     assert chunk.shape == chunk_ddim.shape == (16, 8, 2) and bool(torch.isfinite(chunk).all())
+
+
+def test_ddim_spacing_follows_the_config_and_trailing_starts_at_the_last_step():
+    policy = tiny_policy().set_sampler("ddim", 10)
+    assert policy.sampler.timesteps.tolist() == [99, 89, 79, 69, 59, 49, 39, 29, 19, 9]
+    policy.set_sampler("ddim", 10, spacing="leading")
+    assert policy.sampler.timesteps.tolist() == [90, 80, 70, 60, 50, 40, 30, 20, 10, 0]
+    assert DDIMSampler(NoiseSchedule.cosine(100), np.int64(5)).num_steps == 5  # NumPy integers are integers
+    with pytest.raises(ValueError, match="ddim_spacing must be one of"):
+        DiffusionConfig(ddim_spacing="uniform")

@@ -261,3 +261,49 @@ def test_registered_env_with_time_limit_truncates():
                  progress=False)
     # states recorded from the physics match the state-observation run (same seed, same actions)
     np.testing.assert_allclose(k.episodes[0].states, r.episodes[0].states, atol=1e-3)
+
+
+class _Deterministic:
+    """A chunk policy whose action depends only on each row's own history: aim at the block."""
+
+    obs_horizon = 1
+
+    def __init__(self, batch_independent: bool):
+        self.batch_independent = batch_independent
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, obs):
+        self.batch_sizes.append(len(obs))
+        return np.repeat(obs[:, -1, 2:4][:, None, :] + 5.0, 3, axis=1)
+
+
+def test_independent_policies_are_asked_only_for_running_episodes():
+    from dplearn.evaluation import evaluate
+
+    runs = {}
+    for flag in (False, True):
+        policy = _Deterministic(flag)
+        starts = np.array([[100, 100, 300, 300, 0.0], [200, 200, 300, 300, 1.0], [400, 100, 200, 300, 2.0],
+                           [50, 50, 256, 256, np.pi / 4]])  # the last one starts solved: it ends at once
+        runs[flag] = (evaluate(policy, n_episodes=4, seed=100_000, max_steps=30, progress=False,
+                               start_states=starts), policy.batch_sizes)
+    (full, sizes_full), (subset, sizes_subset) = runs[False], runs[True]
+    # the same episodes either way ...
+    for a, b in zip(full.episodes, subset.episodes, strict=True):
+        np.testing.assert_array_equal(a.rewards, b.rewards)
+        np.testing.assert_array_equal(a.states, b.states)
+    # ... but once an episode has ended (the last start is solved at once) it is no longer planned for
+    assert set(sizes_full) == {4} and sizes_subset[0] == 4 and min(sizes_subset) < 4
+
+
+def test_stochastic_policies_are_evaluated_reproducibly():
+    from dplearn.evaluation import evaluate
+    from dplearn.policies import make_policy
+
+    policy = make_policy("diffusion-cnn", obs_dim=5, obs_type="state", down_dims=(8, 16), step_embed_dim=8,
+                         pred_horizon=8, action_horizon=4, num_diffusion_steps=10, inference_steps=10)
+    runs = [evaluate(policy, n_episodes=3, seed=100_000, max_steps=12, progress=False) for _ in range(2)]
+    other = evaluate(policy, n_episodes=3, seed=100_001, max_steps=12, progress=False)
+    for a, b in zip(runs[0].episodes, runs[1].episodes, strict=True):
+        np.testing.assert_array_equal(a.actions, b.actions)
+    assert not np.array_equal(runs[0].episodes[1].actions, other.episodes[0].actions)  # same start, other draws

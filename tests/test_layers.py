@@ -16,7 +16,7 @@ LAYERS = {
     "nets": 2, "data": 2, "experts": 2, "objectives": 2,
     "policies": 3,
     "training": 4, "evaluation": 4, "collection": 4, "teleop": 4, "policy_training": 4,
-    "cli": 5, "exercises": 5,
+    "cli": 5, "exercises": 5, "__main__": 6,
 }
 
 MODULES = sorted(p for p in SRC.rglob("*.py") if p.name != "__init__.py" or p.parent != SRC)

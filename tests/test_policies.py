@@ -383,3 +383,25 @@ def test_bad_inputs_name_the_argument():
         policy.loss({"observation": np.zeros((2, 2, 3))})
     with pytest.raises(ValueError, match="obs_normalizer has dimension 4"):
         policy.set_normalizers(Normalizer(np.zeros(4), np.ones(4)))
+
+
+def test_dict_observations_get_one_normaliser_per_key_and_round_trip(tmp_path):
+    """Observations may be dicts of named arrays: keys with a normaliser are mapped to [-1, 1], the rest
+    (e.g. images already in [0, 1]) pass through, and the normalisers travel in the checkpoint."""
+    policy = small_policy("regression")
+    rng = np.random.default_rng(3)
+    norms = {"agent_pos": Normalizer([0.0, 0.0], [512.0, 512.0]), "depth": Normalizer([1.0], [3.0])}
+    policy.set_normalizers(norms)
+    obs = {"agent_pos": torch.as_tensor(rng.uniform(0, 512, (4, 2, 2))), "image": torch.rand(4, 2, 3, 8, 8),
+           "depth": torch.as_tensor(rng.uniform(1, 3, (4, 2, 1)))}
+    out = policy.normalize_obs(obs)
+    torch.testing.assert_close(out["agent_pos"], obs["agent_pos"] / 256 - 1)
+    torch.testing.assert_close(out["depth"], obs["depth"] - 2)
+    assert out["image"] is obs["image"]
+    assert {"obs_normalizer.agent_pos.data_min", "obs_normalizer.depth.data_max"} <= set(policy.state_dict())
+    loaded = load_policy(policy.save(tmp_path / "dict.pt"))
+    torch.testing.assert_close(loaded.normalize_obs(obs)["agent_pos"], out["agent_pos"])
+    with pytest.raises(ValueError, match="reads dict observations"):
+        policy.normalize_obs(torch.zeros(4, 2, 3))
+    with pytest.raises(ValueError, match="must map observation keys"):
+        policy.set_normalizers({"agent_pos": "not a normaliser"})

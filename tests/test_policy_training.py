@@ -109,32 +109,32 @@ def test_diffusion_policy_trains_resumes_and_evaluates_from_the_command_line(tmp
     straight = load_policy(tmp_path / "straight.pt")
     assert straight.name == "diffusion-cnn" and straight.obs_type == "keypoints" and straight.config.obs_dim == 20
     assert straight.meta["command"].startswith("dplearn train --policy diffusion-cnn --obs keypoints")
-    # the same run in two halves: the state file is written every tenth of the run; stop after 10
+    # the same run in two halves: a SIGTERM at step 11 (as a job scheduler sends) stops the run at
+    # that step boundary and saves the training state there (the regular saves come every 2 steps)
     state = tmp_path / "run.state"
+    import os
+    import signal
+
+    import dplearn.policy_training as pt
     import dplearn.training as training
 
     original = training.train
 
-    def stop_at_10(*args, **kwargs):
-        calls = []
-
+    def terminated_at_11(*args, **kwargs):
         def callback(step, loss):
-            calls.append(step)
-            if step == 10:
-                raise KeyboardInterrupt
+            if step == 11:
+                os.kill(os.getpid(), signal.SIGTERM)
 
         return original(*args, **kwargs, callback=callback)
 
-    training_train = training.train
-    import dplearn.policy_training as pt
-
-    pt.train = stop_at_10
+    pt.train = terminated_at_11
     try:
-        with pytest.raises(KeyboardInterrupt):
-            main([*common, "--steps", "20", "--resume", str(state), "--out", str(tmp_path / "resumed.pt")])
+        assert main([*common, "--steps", "20", "--resume", str(state), "--out", str(tmp_path / "resumed.pt")]) == 130
     finally:
-        pt.train = training_train
-    assert training.read_train_state(state)["step"] == 10
+        pt.train = original
+    assert "stopped at step 11 of 20" in capsys.readouterr().err
+    assert not (tmp_path / "resumed.pt").exists()
+    assert training.read_train_state(state)["step"] == 11
     assert main([*common, "--steps", "20", "--resume", str(state), "--out", str(tmp_path / "resumed.pt")]) == 0
     resumed = load_policy(tmp_path / "resumed.pt")
     for k, v in straight.state_dict().items():

@@ -110,6 +110,20 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "sweep_rollouts": (30, 100, 500),  # toy episodes per energy in the sweep
         "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
     },
+    # --- chapter 8: Diffusion Policy on states ---
+    "08_diffusion_policy": {
+        "train_steps": (40, 300, 30_000),  # optimiser steps of the chapter's own policy (recipe of the tier)
+        "scratch_steps": (5, 20, 50),  # steps of the from-scratch training loop (compared with the library)
+        "own_episodes": (2, 20, 50),  # test starts the chapter's own policy is scored on
+        "test_episodes": (3, 50, 50),  # test starts of the comparison tables (the paper's 50)
+        "route_rollouts": (3, 10, 20),  # rollouts from the two-route start, per policy
+        "route_steps": (30, 80, 120),  # control steps of each of those rollouts
+        "n_chunks": (8, 20, 20),  # action chunks sampled from one observation (multimodality figure)
+        "speed_repeats": (2, 7, 15),  # chunks timed per sampler (median)
+        "anim_steps": (20, 150, 300),  # control steps shown in the animation of each test start
+        "episode_steps": (40, 300, 300),  # time limit of the scored episodes (the benchmark's 300)
+        "fast_sampler_steps": (5, 10, 10),  # DDIM steps where the chapter needs many plans quickly
+    },
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
     return value
 
 
@@ -106,6 +117,7 @@ def add_train(subparsers) -> None:
                    help="recipe size: quick, book or full (default: full with CUDA, else book)")
     p.add_argument("--steps", type=_positive_int, default=None, help="override the recipe's optimiser steps")
     p.add_argument("--seed", type=_seed, default=0, help="training seed (default 0)")
+    p.add_argument("--lr", type=_positive_float, default=None, help="override the recipe's peak learning rate")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default=None,
                    help="mixed precision (default: the recipe's; auto = bf16 on Ampere+, fp16 on older GPUs)")
@@ -167,15 +179,27 @@ def run_train(args: argparse.Namespace) -> int:
     command = "dplearn train " + " ".join(shlex.quote(a) for a in (
         ["--policy", args.policy, "--obs", obs_type, "--budget", tier, "--seed", str(args.seed)]
         + (["--steps", str(args.steps)] if args.steps else [])
+        + (["--lr", repr(args.lr)] if args.lr else [])
         + (["--amp", args.amp] if args.amp else []) + ["--out", out]))
     amp = {"none": None}.get(args.amp, args.amp) if args.amp else "__recipe__"
+    stop_requested = []
+    previous = {sig: signal.signal(sig, lambda *_: stop_requested.append(True))
+                for sig in (signal.SIGINT, signal.SIGTERM)}  # stop at the next step boundary, saving
     try:
         policy, result = train_pusht_policy(
             args.policy, tier=tier, steps=args.steps, seed=args.seed, device=device, demos=demos,
             progress=not args.no_progress, checkpoint_path=args.resume, config_overrides=overrides,
-            obs_type=obs_type, amp=amp)
+            obs_type=obs_type, amp=amp, lr=args.lr, stop=lambda: bool(stop_requested))
     except ValueError as exc:
         raise SystemExit(f"dplearn train: {exc}") from None
+    except KeyboardInterrupt as exc:
+        where = (f"the training state is saved in {args.resume}; run the same command to continue"
+                 if args.resume else "nothing was saved (use --resume FILE to keep the training state)")
+        print(f"dplearn train: {exc or 'interrupted'}; {where}", file=sys.stderr)
+        return 130
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     policy.meta["command"] = command
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(recipe.save_dtype or "")
     path = policy.cpu().save(out, meta=policy.meta, dtype=dtype)

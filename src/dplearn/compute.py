@@ -5,11 +5,12 @@ than one thread, and on a machine that is busy with something else (a second tra
 test suite, a browser) several threads contend for the same cores and a step can take many times
 longer. So dplearn never relies on the default:
 
-- ``DPLEARN_THREADS=n`` in the environment sets the number of threads everywhere;
-- otherwise the command line (``dplearn train``, ``dplearn eval``) and the chapters that train
-  on the CPU call :func:`set_torch_threads`, which uses every core this process may run on.
+- the command line (``dplearn train``, ``dplearn eval``) and every chapter call
+  :func:`set_torch_threads` once: with no argument it uses every core this process may run on; a
+  chapter whose networks are small asks for one thread (``set_torch_threads(1)``);
+- ``DPLEARN_THREADS=n`` in the environment always wins over both, so whoever runs the book or the
+  tests on a shared machine decides (e.g. ``DPLEARN_THREADS=1`` beside a training run).
 
-A chapter that runs several small jobs side by side, or a test, sets ``DPLEARN_THREADS=1``.
 The rule applies to the CPU only; on a GPU the thread count hardly matters.
 
 Introduced in chapter 8.
@@ -31,8 +32,8 @@ def _available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def torch_threads() -> int:
-    """The thread count the rule gives: ``DPLEARN_THREADS`` when set, else the usable cores."""
+def torch_threads(n: int | None = None) -> int:
+    """The thread count the rule gives: ``DPLEARN_THREADS`` when set, else ``n``, else the usable cores."""
     value = os.environ.get(THREADS_ENV_VAR, "").strip()
     if value:
         try:
@@ -42,17 +43,18 @@ def torch_threads() -> int:
         if n < 1:
             raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {value!r}")
         return n
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer or None, got {n!r}")
+        return n
     return _available_cores()
 
 
 def set_torch_threads(n: int | None = None) -> int:
-    """Set torch's intra-op thread count to ``n`` (default :func:`torch_threads`); returns it."""
+    """Set torch's intra-op thread count by the rule (:func:`torch_threads`); returns the count."""
     import torch
 
-    if n is None:
-        n = torch_threads()
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer or None, got {n!r}")
+    n = torch_threads(n)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n

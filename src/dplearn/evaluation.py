@@ -28,6 +28,14 @@ The policy protocol
                            B episodes starts
    ======================  ================================  =====================================
 
+   A policy whose rows do not depend on each other (every dplearn :class:`~dplearn.policies.Policy`)
+   sets ``batch_independent = True``; it is then called only on the episodes still running, so
+   finished episodes cost nothing. Otherwise it always gets all B histories, in episode order.
+   A policy with ``accepts_generator = True`` (every dplearn policy) is called as
+   ``policy(obs, generator)`` with one ``torch.Generator`` on the policy's device, seeded with
+   ``seed``: an evaluation of a stochastic policy (a diffusion policy samples noise) then gives the
+   same result every time on the same device.
+
    The history holds the last T_o observations, oldest first; at the start of an episode it is the
    first observation repeated (the same padding as :class:`dplearn.data.SequenceDataset`), and
    observations are in the dataset's format (:func:`dplearn.data.observation_to_model`). All n
@@ -358,6 +366,11 @@ def evaluate(
 
     policy = as_policy(policy)
     raw = bool(getattr(policy, "wants_raw_obs", False))
+    generator = None
+    if getattr(policy, "accepts_generator", False):  # reproducible draws: one generator, seeded below
+        import torch
+
+        generator = torch.Generator(device=getattr(policy, "device", "cpu"))
     t_o = int(policy.obs_horizon)
     kwargs = dict(env_kwargs or {})
     make_env = PushTEnv if make_env is None else make_env
@@ -380,15 +393,23 @@ def evaluate(
         if hasattr(policy, "reset"):
             policy.reset(seeds)
         active = np.ones(len(seeds), dtype=bool)
+        subsets = bool(getattr(policy, "batch_independent", False))
+        if generator is not None and first == 0:
+            generator.manual_seed(int(seed))
         while active.any():
-            actions = np.asarray(policy(_stack_history(histories, obs_type, raw)), dtype=np.float64)
+            asked = np.flatnonzero(active) if subsets else np.arange(len(seeds))
+            history = _stack_history([histories[b] for b in asked], obs_type, raw)
+            actions = np.asarray(policy(history) if generator is None else policy(history, generator),
+                                 dtype=np.float64)
             if actions.ndim == 2:
                 actions = actions[:, None, :]
-            if actions.ndim != 3 or actions.shape[0] != len(seeds) or actions.shape[2] != 2:
-                raise ValueError(f"policy must return actions of shape (B={len(seeds)}, n, 2), "
+            if actions.ndim != 3 or actions.shape[0] != len(asked) or actions.shape[2] != 2:
+                raise ValueError(f"policy must return actions of shape (B={len(asked)}, n, 2), "
                                  f"got {actions.shape}")
-            for b in np.flatnonzero(active):
-                for action in actions[b]:
+            for row, b in enumerate(asked):
+                if not active[b]:
+                    continue
+                for action in actions[row]:
                     obs, reward, terminated, truncated, info = batch[b].step(action)
                     taken[b].append(action)
                     histories[b].append(obs)

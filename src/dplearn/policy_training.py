@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,8 +91,8 @@ _ONE_STEP = {"obs_dim": 5, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 2,
 #: ``diffusion-cnn`` on keypoints: the paper's horizons (T_o = 2, T_p = 16, T_a = 8), 100-step
 #: squared-cosine DDPM with ε-prediction and clipping, AdamW (β = 0.95, 0.999, weight decay 1e-6),
 #: warmup then cosine, batch 256, EMA with power 0.75; the U-Net is narrower than the paper's
-#: 256/512/1024 (65.8 M parameters) so that the shipped file stays small: 128/256/512 with a
-#: 128-wide step embedding (16.6 M) on a GPU, 64/128/256 (4.6 M) on a CPU.
+#: 256/512/1024 (65.8 M parameters) so that a shipped file stays under 25 MB: 96/192/384 with a
+#: 128-wide step embedding (9.6 M, 19 MB in float16) on a GPU, 64/128/256 (4.6 M) on a CPU.
 PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
     ("regression", "state"): PolicyRecipe(
         config={**_ONE_STEP, "hidden": 512, "n_layers": 4},
@@ -118,7 +118,7 @@ PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
         steps={"quick": 30, "book": 800, "full": 30_000},
         tier_config={"quick": {"down_dims": (16, 32, 64), "step_embed_dim": 32},
                      "book": {"down_dims": (64, 128, 256), "step_embed_dim": 128},
-                     "full": {"down_dims": (128, 256, 512), "step_embed_dim": 128}},
+                     "full": {"down_dims": (96, 192, 384), "step_embed_dim": 128}},
         tier_train={"quick": {"warmup_steps": 5, "lr": 1e-3}, "book": {"warmup_steps": 100, "lr": 1e-3}},
         lr=1e-4, weight_decay=1e-6, warmup_steps=500, betas=(0.95, 0.999), grad_clip=None,
         ema_decay=0.9999, ema_power=0.75, save_dtype="float16"),
@@ -196,7 +196,8 @@ def _normalized_loss(model: Policy, batch: tuple[torch.Tensor, torch.Tensor]) ->
 
 
 def fit_policy(policy: Policy, data: Any, config: TrainConfig,
-               normalizers: tuple[Normalizer, Normalizer] | None = None) -> tuple[Policy, TrainResult]:
+               normalizers: tuple[Normalizer, Normalizer] | None = None,
+               stop: Callable[[], bool] | None = None) -> tuple[Policy, TrainResult]:
     """Fit normalisers on ``data``, then train ``policy`` by minimising ``policy.loss``.
 
     Parameters
@@ -210,6 +211,8 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
         The :class:`~dplearn.training.TrainConfig`.
     normalizers:
         ``(obs_normalizer, action_normalizer)`` to use instead of fitting them on ``data``.
+    stop:
+        Optional ``stop() -> bool`` asked after every step (see :func:`dplearn.training.train`).
 
     Returns ``(trained policy, TrainResult)``: the trained policy is the EMA copy when the config
     asks for an EMA, else ``policy`` itself; it is in eval mode. With ``config.checkpoint_path``
@@ -233,7 +236,7 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
     normalized = (obs_norm.normalize(obs).float(), act_norm.normalize(action).float())
     identity = {"policy": policy.name, "config": policy.config.to_dict(),
                 "windows_sha256": _tensors_fingerprint(obs, action)}
-    result = train(policy, _normalized_loss, normalized, config, identity=identity)
+    result = train(policy, _normalized_loss, normalized, config, identity=identity, stop=stop)
     trained = result.eval_model
     trained.meta = {"train_steps": int(result.step), "final_loss": float(np.mean(result.losses[-100:])),
                     "n_windows": int(obs.shape[0]), "train_seconds": round(float(result.total_seconds), 1)}
@@ -283,11 +286,13 @@ def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, 
                        device: str = "auto", demos: Demos | None = None, progress: bool = True,
                        checkpoint_path: str | os.PathLike | None = None,
                        config_overrides: Mapping[str, Any] | None = None,
-                       obs_type: str | None = None, amp: str | None = "__recipe__") -> tuple[Policy, TrainResult]:
+                       obs_type: str | None = None, amp: str | None = "__recipe__", lr: float | None = None,
+                       stop: Callable[[], bool] | None = None) -> tuple[Policy, TrainResult]:
     """Train policy ``name`` on the shipped Push-T demonstrations with its recipe for ``obs_type``.
 
     ``tier`` picks the recipe's size and number of steps (``steps`` overrides the steps); ``amp``
-    overrides the recipe's mixed precision (``None``, ``"bf16"``, ``"fp16"``, ``"auto"``);
+    overrides the recipe's mixed precision (``None``, ``"bf16"``, ``"fp16"``, ``"auto"``) and ``lr`` its
+    peak learning rate; ``stop`` ends the run early at a step boundary (the state is saved);
     ``checkpoint_path`` is the training state to save to and resume from (every tenth of the run,
     at most every 1000 steps; not the policy file: save that with ``policy.save``).
 
@@ -306,8 +311,10 @@ def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, 
     train_config = recipe_train_config(recipe, tier, steps, seed, device, progress, checkpoint_path)
     if amp != "__recipe__":
         train_config = dataclasses.replace(train_config, amp=amp)
+    if lr is not None:
+        train_config = dataclasses.replace(train_config, lr=lr)
     start = time.perf_counter()
-    trained, result = fit_policy(policy, dataset, train_config)
+    trained, result = fit_policy(policy, dataset, train_config, stop=stop)
     dev = next(trained.parameters()).device
     trained.meta.update({"task": f"pusht-{obs_type}", "tier": tier, "seed": int(seed),
                          "batch_size": train_config.batch_size, "lr": train_config.lr,

@@ -486,7 +486,7 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], data: Any,
           config: TrainConfig, callback: Callable[[int, float], None] | None = None,
-          identity: Mapping[str, Any] | None = None) -> TrainResult:
+          identity: Mapping[str, Any] | None = None, stop: Callable[[], bool] | None = None) -> TrainResult:
     """Train ``model`` to minimise ``loss_fn(model, batch)`` on batches drawn from ``data``.
 
     Parameters
@@ -508,6 +508,11 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
     identity:
         Plain values that name what is being trained (e.g. the model's config and a fingerprint of
         the data); stored in the training state, and a resume with a different identity is refused.
+    stop:
+        Optional ``stop() -> bool`` asked after every step (e.g. set by a signal handler): when it
+        says yes, or when ``callback`` raises ``KeyboardInterrupt``, the training state is saved (with
+        ``checkpoint_path``) at that step boundary and ``KeyboardInterrupt`` is raised, so a later
+        call continues exactly from there.
 
     Each step: draw a batch, compute the loss, backpropagate, clip the gradient norm, take an
     AdamW step with learning rate ``lr * warmup_cosine(step, warmup_steps, steps)``, update the EMA.
@@ -634,9 +639,16 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
                 bar.update(1)
             if ckpt is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
                 save()
-            if callback is not None:
-                flush()
-                callback(step, losses[-1])
+            try:  # a step boundary: the state is consistent, so an interruption here can be saved
+                if callback is not None:
+                    flush()
+                    callback(step, losses[-1])
+                if stop is not None and stop():
+                    raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
+            except KeyboardInterrupt:
+                if ckpt is not None:
+                    save()
+                raise
     finally:
         flush()
         if bar is not None:

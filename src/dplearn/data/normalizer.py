@@ -73,18 +73,31 @@ class Normalizer(nn.Module):
         range_eps = float(range_eps)
         if not range_eps >= 0:
             raise ValueError(f"range_eps must be a non-negative number, got {range_eps!r}")
-        data_range = data_max - data_min
-        constant = data_range < range_eps
-        scale = np.where(constant, 1.0, 2.0 / np.where(constant, 1.0, data_range))
-        offset = np.where(constant, -data_min, -1.0 - scale * data_min)
-        self._np = {"scale": scale, "offset": offset, "constant": constant}
         self.register_buffer("data_min", torch.from_numpy(data_min.copy()))
         self.register_buffer("data_max", torch.from_numpy(data_max.copy()))
         self.register_buffer("range_eps", torch.tensor(range_eps, dtype=torch.float64))
-        self.register_buffer("scale", torch.from_numpy(scale.copy()), persistent=False)
-        self.register_buffer("offset", torch.from_numpy(offset.copy()), persistent=False)
-        self.register_buffer("scale32", self.scale.float(), persistent=False)
-        self.register_buffer("offset32", self.offset.float(), persistent=False)
+        self._derive()
+
+    def _derive(self) -> None:
+        """(Re)compute scale and offset from ``data_min``, ``data_max`` and ``range_eps``."""
+        data_min = self.data_min.detach().cpu().double().numpy()
+        data_max = self.data_max.detach().cpu().double().numpy()
+        data_range = data_max - data_min
+        constant = data_range < float(self.range_eps)
+        scale = np.where(constant, 1.0, 2.0 / np.where(constant, 1.0, data_range))
+        offset = np.where(constant, -data_min, -1.0 - scale * data_min)
+        self._np = {"scale": scale, "offset": offset, "constant": constant}
+        device = self.data_min.device
+        for name, value in (("scale", scale), ("offset", offset)):
+            t = torch.from_numpy(value.copy()).to(device)
+            self.register_buffer(name, t, persistent=False)
+            self.register_buffer(f"{name}32", t.float(), persistent=False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # loading new ranges into an existing normaliser (e.g. a policy's load_state_dict) must
+        # also update the map they define
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._derive()
 
     # ---- construction --------------------------------------------------------------------------
     @classmethod

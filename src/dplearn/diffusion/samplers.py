@@ -251,8 +251,9 @@ class DDIMSampler(_Sampler):
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
         T = schedule.num_steps
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int):
+        if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
             raise ValueError(f"num_steps must be an integer in [1, {T}], got {num_steps!r}")
+        num_steps = int(num_steps)
         if not 1 <= num_steps <= T:
             raise ValueError(f"num_steps must be in [1, {T}] (the schedule's training steps), got {num_steps}")
         if not float(eta) >= 0.0:
@@ -310,12 +311,21 @@ class DDIMSampler(_Sampler):
         prev = self.previous_timestep(t)
         abar_t = extract(self.schedule, "alphas_cumprod", t, x_t)
         abar_p = self._alphas_cumprod_at(prev, x_t)
-        x0_hat = (x_t - (1 - abar_t).sqrt() * eps) / abar_t.sqrt()
+        return self._update(x_t, eps, abar_t, abar_p, noise, generator)
+
+    def _update(self, x_t: torch.Tensor, eps: torch.Tensor, abar_t, abar_p, noise: torch.Tensor | None,
+                generator: torch.Generator | None) -> torch.Tensor:
+        """Eq. 12 from :math:`\\bar\\alpha_t` to :math:`\\bar\\alpha_p`, given as tensors shaped like ``x_t``
+        (one per example) or as Python numbers (one for the batch)."""
+        def relu(v):
+            return v.clamp(min=0) if isinstance(v, torch.Tensor) else max(v, 0.0)
+
+        x0_hat = (x_t - (1 - abar_t) ** 0.5 * eps) / abar_t ** 0.5
         if self.clip_sample:  # keep eps consistent with the clipped x0_hat (so eta=1, all steps == DDPM)
             x0_hat = self._clip(x0_hat)
-            eps = (x_t - abar_t.sqrt() * x0_hat) / (1 - abar_t).sqrt()
-        sigma = self.eta * ((1 - abar_p) / (1 - abar_t)).sqrt() * (1 - abar_t / abar_p).clamp(min=0).sqrt()
-        x_prev = abar_p.sqrt() * x0_hat + (1 - abar_p - sigma**2).clamp(min=0).sqrt() * eps
+            eps = (x_t - abar_t ** 0.5 * x0_hat) / (1 - abar_t) ** 0.5
+        sigma = self.eta * ((1 - abar_p) / (1 - abar_t)) ** 0.5 * relu(1 - abar_t / abar_p) ** 0.5
+        x_prev = abar_p ** 0.5 * x0_hat + relu(1 - abar_p - sigma ** 2) ** 0.5 * eps
         if self.eta > 0:
             if noise is None:
                 noise = randn_like(x_t, generator)
@@ -333,21 +343,7 @@ class DDIMSampler(_Sampler):
         p = self._prev_host[t]
         if p == -2:
             raise ValueError(f"t={t} is not one of this sampler's timesteps {self.timesteps.tolist()}")
-        abar_t = self._abar_host[t]
-        abar_p = 1.0 if p < 0 else self._abar_host[p]
-        x0_hat = (x_t - (1 - abar_t) ** 0.5 * eps) / abar_t ** 0.5
-        if self.clip_sample:
-            x0_hat = self._clip(x0_hat)
-            eps = (x_t - abar_t ** 0.5 * x0_hat) / (1 - abar_t) ** 0.5
-        sigma = self.eta * ((1 - abar_p) / (1 - abar_t)) ** 0.5 * max(1 - abar_t / abar_p, 0.0) ** 0.5
-        x_prev = abar_p ** 0.5 * x0_hat + max(1 - abar_p - sigma ** 2, 0.0) ** 0.5 * eps
-        if self.eta > 0:
-            if noise is None:
-                noise = randn_like(x_t, generator)
-            else:
-                _check_same_shape(x_t, "x_t", noise, "noise")
-            x_prev = x_prev + sigma * noise
-        return x_prev
+        return self._update(x_t, eps, self._abar_host[t], 1.0 if p < 0 else self._abar_host[p], noise, generator)
 
     @torch.no_grad()
     def invert(self, model: Model, x0: torch.Tensor, cond: torch.Tensor | None = None,

@@ -25,7 +25,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SinusoidalTimeEmbedding"]
+__all__ = ["SinusoidalTimeEmbedding", "step_encoder"]
 
 
 class SinusoidalTimeEmbedding(nn.Module):
@@ -66,3 +66,18 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, max_period={self.max_period:g}"
+
+
+def step_encoder(dim: int) -> nn.Sequential:
+    """The diffusion step's features as DDPM's and Diffusion Policy's networks compute them: the
+    sinusoidal embedding, then an MLP ``Linear(dim, 4 dim) → Mish → Linear(4 dim, dim)``.
+
+    Shapes: ``t`` ``(B,)`` → ``(B, dim)``. Introduced in chapter 3; reused by the temporal U-Net of
+    chapter 8.
+    """
+    return nn.Sequential(
+        SinusoidalTimeEmbedding(dim),
+        nn.Linear(dim, 4 * dim),
+        nn.Mish(),
+        nn.Linear(4 * dim, dim),
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dplearn.nets.embeddings import SinusoidalTimeEmbedding
+from dplearn.nets.embeddings import step_encoder
 from dplearn.nets.film import FiLM
 
 __all__ = ["MLPDenoiser", "FiLMResidualBlock"]
@@ -88,12 +88,7 @@ class MLPDenoiser(nn.Module):
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         self.x_dim, self.hidden, self.n_layers = x_dim, hidden, n_layers
         self.time_dim, self.cond_dim = time_dim, cond_dim
-        self.time_embedding = nn.Sequential(
-            SinusoidalTimeEmbedding(time_dim),
-            nn.Linear(time_dim, 4 * time_dim),
-            nn.Mish(),
-            nn.Linear(4 * time_dim, time_dim),
-        )
+        self.time_embedding = step_encoder(time_dim)
         z_dim = time_dim + cond_dim
         self.input = nn.Linear(x_dim, hidden)
         self.blocks = nn.ModuleList([FiLMResidualBlock(hidden, z_dim) for _ in range(n_layers)])

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dplearn.nets.embeddings import SinusoidalTimeEmbedding
+from dplearn.nets.embeddings import step_encoder
 from dplearn.nets.film import FiLM
 
 __all__ = ["Conv1dBlock", "ConditionalResidualBlock1D", "ConditionalUnet1D"]
@@ -132,12 +132,7 @@ class ConditionalUnet1D(nn.Module):
         self.step_embed_dim = step_embed_dim
 
         # diffusion step k -> features: sinusoidal embedding, then an MLP (as the paper's code)
-        self.step_encoder = nn.Sequential(
-            SinusoidalTimeEmbedding(step_embed_dim),
-            nn.Linear(step_embed_dim, 4 * step_embed_dim),
-            nn.Mish(),
-            nn.Linear(4 * step_embed_dim, step_embed_dim),
-        )
+        self.step_encoder = step_encoder(step_embed_dim)
         cond_dim = step_embed_dim + global_cond_dim
 
         def block(c_in: int, c_out: int) -> ConditionalResidualBlock1D:

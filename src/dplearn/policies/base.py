@@ -265,6 +265,11 @@ class Policy(nn.Module):
 
     name: ClassVar[str] = "policy"
     config_class: ClassVar[type[PolicyConfig]] = PolicyConfig
+    #: Each row of a batch is planned on its own (no state, no coupling between episodes), so the
+    #: evaluation loop may call the policy on the episodes still running only.
+    batch_independent: ClassVar[bool] = True
+    #: ``policy(obs, generator)`` draws its randomness from ``generator`` (the evaluation loop seeds one).
+    accepts_generator: ClassVar[bool] = True
 
     def __init__(self, config: PolicyConfig | Mapping[str, Any] | None = None,
                  obs_normalizer: ObsNormalizer | None = None,

@@ -54,6 +54,10 @@ class DiffusionConfig(PolicyConfig):
     num_diffusion_steps     :math:`K`, steps of the forward process (100)
     sampler                 ``"ddpm"`` (ancestral, all K steps) or ``"ddim"`` (deterministic)
     inference_steps         DDIM steps (``<= num_diffusion_steps``; DDPM always uses K)
+    ddim_spacing            which DDIM steps (:class:`~dplearn.diffusion.DDIMSampler`): ``"trailing"``
+                            (default) starts at the last, fully noised step (K=100, 10 steps: 99,
+                            89, ..., 9); ``"leading"`` (diffusers' default, used by the paper's
+                            code) starts at 90, where pure noise is not yet what the chain expects
     clip_sample             clip the predicted clean sequence to [−1, 1] at every step
     ======================  ====================================================================
 
@@ -75,6 +79,7 @@ class DiffusionConfig(PolicyConfig):
     num_diffusion_steps: int = 100
     sampler: str = "ddpm"
     inference_steps: int = 100
+    ddim_spacing: str = "trailing"
     clip_sample: bool = True
 
     def __post_init__(self) -> None:
@@ -101,6 +106,7 @@ class DiffusionConfig(PolicyConfig):
             raise ValueError(f"DiffusionConfig.pred_horizon must be a multiple of {multiple} for "
                              f"{len(self.down_dims)} U-Net levels, got {self.pred_horizon}")
         _check_choice(self, "sampler", SAMPLERS)
+        _check_choice(self, "ddim_spacing", DDIMSampler.SPACINGS)
         if self.inference_steps > self.num_diffusion_steps:
             raise ValueError(f"DiffusionConfig.inference_steps must be <= num_diffusion_steps="
                              f"{self.num_diffusion_steps}, got {self.inference_steps}")
@@ -137,10 +143,13 @@ class DiffusionPolicy(Policy):
         if c.sampler == "ddpm":
             self.sampler: DDPMSampler | DDIMSampler = DDPMSampler(self.schedule, clip_sample=c.clip_sample)
         else:
-            self.sampler = DDIMSampler(self.schedule, c.inference_steps, eta=0.0, clip_sample=c.clip_sample)
+            self.sampler = DDIMSampler(self.schedule, c.inference_steps, eta=0.0, clip_sample=c.clip_sample,
+                                       spacing=c.ddim_spacing)
 
-    def set_sampler(self, sampler: str = "ddpm", steps: int | None = None) -> DiffusionPolicy:
-        """Sample with ``"ddpm"`` (all K steps) or ``"ddim"`` with ``steps`` steps; returns the policy.
+    def set_sampler(self, sampler: str = "ddpm", steps: int | None = None,
+                    spacing: str | None = None) -> DiffusionPolicy:
+        """Sample with ``"ddpm"`` (all K steps) or ``"ddim"`` with ``steps`` steps (and ``spacing``, default
+        the config's); returns the policy.
 
         The network is unchanged: the same :math:`\\varepsilon_\\theta` serves every sampler.
         """
@@ -152,7 +161,8 @@ class DiffusionPolicy(Policy):
             raise ValueError(f"steps must be num_diffusion_steps={self.config.num_diffusion_steps} for DDPM "
                              f"(use sampler='ddim' for fewer), got {steps}")
         self.config = DiffusionConfig.from_dict({**self.config.to_dict(), "sampler": sampler,
-                                                 "inference_steps": int(steps)})
+                                                 "inference_steps": int(steps),
+                                                 "ddim_spacing": spacing or self.config.ddim_spacing})
         self._make_sampler()
         return self
 
