@@ -47,4 +47,4 @@ def test_every_setting_has_three_tiers_and_quick_is_cheapest(chapter):
 def test_missing_setting_names_the_chapter():
     b = dplearn.budget("01_kl_divergence", tier="quick")
     with pytest.raises(AttributeError, match="01_kl_divergence"):
-        b.no_such_setting
+        _ = b.no_such_setting

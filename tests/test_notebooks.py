@@ -62,3 +62,28 @@ def test_colab_install_cell_matches_config(path):
 def test_notebook_is_in_toc(path):
     toc = (ROOT / "_toc.yml").read_text()
     assert f"notebooks/{path.stem}" in toc, f"{path.name} is not listed in _toc.yml"
+
+
+def test_colab_launch_settings_match_repository():
+    """The Colab button, the README's Colab link and the site's address all follow _config.yml's
+    repository, and its branch is the one the book workflow publishes from."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = config["repository"]
+    match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+)", repo["url"].rstrip("/"))
+    assert match, f"repository.url is not a GitHub repository: {repo['url']}"
+    owner, name = match.groups()
+    book_workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    on = book_workflow.get("on", book_workflow.get(True))  # YAML 1.1 reads the key `on` as True
+    assert on["push"]["branches"] == [repo["branch"]], "the site is published from another branch"
+    assert config["html"]["baseurl"] == f"https://{owner.lower()}.github.io/{name}/"
+
+    colab = config["launch_buttons"]["colab_url"].rstrip("/")
+    assert colab == "https://colab.research.google.com"
+    book_dir = repo.get("path_to_book", "").strip("/")
+    base = f"{colab}/github/{owner}/{name}/blob/{repo['branch']}/" + (f"{book_dir}/" if book_dir else "")
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"https://colab\.research\.google\.com/github/[^\s`)>\]]+", readme)
+    assert links, "the README gives no Colab link"
+    for link in links:
+        assert link.startswith(base + "notebooks/"), f"README's Colab link {link} is not under {base}"
+        assert (ROOT / link.removeprefix(base)).is_file(), f"README's Colab link {link} names no notebook"

@@ -271,7 +271,8 @@ def run_eval(args: argparse.Namespace) -> int:
     sampler = ""
     if hasattr(policy, "num_inference_steps"):
         sampler = f" sampler={policy.config.sampler}-{policy.num_inference_steps}"
-    print(f"policy={policy.name} obs={policy.obs_type} checkpoint={path}{sampler} episodes={result.n_episodes} "
+    shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
+    print(f"policy={policy.name} obs={policy.obs_type} checkpoint={shown}{sampler} episodes={result.n_episodes} "
           f"seed={seed} seconds={seconds:.0f} score={result.score:.3f}±{sem:.3f} "
           f"success_rate={result.success_rate:.3f}")
     return 0
