@@ -116,14 +116,20 @@ def test_loss_is_the_mse_between_the_noise_and_its_prediction():
     torch.testing.assert_close(loss, ((pred - eps) ** 2).mean(), rtol=1e-5, atol=1e-6)
 
 
-def chain_moments(m: np.ndarray, s: float, sampler: str, steps: int) -> tuple[np.ndarray, float]:
+def chain_moments(m: np.ndarray, s: float, sampler: str, steps: int, spacing: str | None = None
+                  ) -> tuple[np.ndarray, float]:
     """Exact mean and variance of what a DDPM (posterior variance β̃) or DDIM (η = 0) chain outputs
     when its noise prediction is the true E[ε | x_k] of data N(m, s²): every step is then an affine
     map of x_k plus Gaussian noise, so the moments follow a recursion. Float64, formulas of Ho et
     al. (2020, eqs. 6-7) and Song et al. (2021, eq. 12), independent of the library."""
     abar = cosine_abar(100)
     betas = 1 - abar / np.r_[1.0, abar[:-1]]
-    ks = list(range(99, -1, -1)) if sampler == "ddpm" else list(range((steps - 1) * (100 // steps), -1, -(100 // steps)))
+    if sampler == "ddpm":
+        ks = list(range(99, -1, -1))
+    elif spacing == "leading":  # j * (T // steps), j = steps - 1, ..., 0
+        ks = [j * (100 // steps) for j in range(steps - 1, -1, -1)]
+    else:  # trailing: round(T - j T / steps) - 1, j = 0, ..., steps - 1
+        ks = [round(100 - j * 100 / steps) - 1 for j in range(steps)]
     mean, var = np.zeros_like(m), 1.0
     for i, k in enumerate(ks):
         a = abar[k]
@@ -142,13 +148,14 @@ def chain_moments(m: np.ndarray, s: float, sampler: str, steps: int) -> tuple[np
     return mean, var
 
 
-@pytest.mark.parametrize("sampler, steps", [("ddpm", 100), ("ddim", 50), ("ddim", 10)])
-def test_sampling_with_the_true_noise_matches_the_exact_chain(sampler, steps):
+@pytest.mark.parametrize("sampler, steps, spacing", [("ddpm", 100, None), ("ddim", 50, "trailing"),
+                                                     ("ddim", 10, "trailing"), ("ddim", 10, "leading")])
+def test_sampling_with_the_true_noise_matches_the_exact_chain(sampler, steps, spacing):
     """If a | o ~ N(m(o), s² I) in normalised units, E[ε | A^k, o] is known in closed form; with it in
     place of the network the sampler's output is Gaussian with moments computed exactly by a
     recursion. The policy's samples must have them, and act() must return those actions
     un-normalised, from the current step on."""
-    policy = tiny_policy(sampler=sampler, inference_steps=steps)
+    policy = tiny_policy(sampler=sampler, inference_steps=steps, ddim_spacing=spacing or "trailing")
     lo, hi = np.array([10.0, 100.0]), np.array([500.0, 300.0])
     policy.set_normalizers(Normalizer(-np.ones(3), np.ones(3)), Normalizer(lo, hi))
     abar = torch.as_tensor(cosine_abar(100), dtype=torch.float32)
@@ -166,7 +173,7 @@ def test_sampling_with_the_true_noise_matches_the_exact_chain(sampler, steps):
     obs = torch.randn(1, 2, 3).repeat(4000, 1, 1)
     chunk = policy.sample(obs, torch.Generator().manual_seed(0))
     m = mean_of(obs.flatten(1))[0].double().numpy()
-    exact_mean, exact_var = chain_moments(m, s, sampler, steps)
+    exact_mean, exact_var = chain_moments(m, s, sampler, steps, spacing)
     np.testing.assert_allclose(chunk.mean(0).numpy(), exact_mean, atol=4 * np.sqrt(exact_var / 4000) + 1e-4)
     np.testing.assert_allclose(chunk.std(0).numpy(), np.sqrt(exact_var), rtol=0.05)
     if sampler == "ddpm":  # DDPM with the exact noise lands close to the data distribution itself
