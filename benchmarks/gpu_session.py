@@ -266,8 +266,10 @@ def export_snapshot(state_path: Path, out: Path, meta: dict) -> Path:
         return Normalizer(weights[f"{prefix}.data_min"].numpy(), weights[f"{prefix}.data_max"].numpy(),
                           float(weights[f"{prefix}.range_eps"]))
 
-    policy = make_policy(identity["policy"], identity["config"], normalizer("obs_normalizer"),
-                         normalizer("action_normalizer"))
+    # dict observations (images with the pusher's position) keep one normaliser per key
+    keys = sorted({k.split(".")[1] for k in weights if k.startswith("obs_normalizer.") and k.count(".") == 2})
+    obs_norm = {k: normalizer(f"obs_normalizer.{k}") for k in keys} if keys else normalizer("obs_normalizer")
+    policy = make_policy(identity["policy"], identity["config"], obs_norm, normalizer("action_normalizer"))
     policy.load_state_dict(weights)
     _, recipe = recipe_for(identity["policy"], policy.obs_type)
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(recipe.save_dtype or "")

@@ -1,8 +1,12 @@
-"""Shared fixtures: the repository root, and chapter notebooks executed once per session."""
+"""Shared fixtures: the repository root, chapter notebooks executed once per session, and the
+website built once per session from them."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -71,3 +75,44 @@ class NotebookRunner:
 @pytest.fixture(scope="session")
 def notebook_runner(tmp_path_factory) -> NotebookRunner:
     return NotebookRunner(tmp_path_factory.mktemp("executed_notebooks"))
+
+
+@pytest.fixture(scope="session")
+def built_site(notebook_runner, tmp_path_factory) -> Path:
+    """The book built into a temporary folder from the quick-budget executions; its _build/html."""
+    import yaml
+
+    failed = [r.source.name for r in map(notebook_runner.run, NOTEBOOKS) if r.error]
+    if failed:
+        pytest.fail(f"cannot build the book: notebooks failed to execute: {failed}")
+    site = tmp_path_factory.mktemp("book")
+    for folder in ("book", "_static", "_ext"):  # pages, the site's CSS, its Sphinx extension
+        if (ROOT / folder).is_dir():
+            shutil.copytree(ROOT / folder, site / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    present = {f"notebooks/{p.stem}" for p in NOTEBOOKS}
+    for part in toc["parts"]:  # keep only the chapters under test (DPLEARN_NOTEBOOKS may select some)
+        part["chapters"] = [c for c in part["chapters"]
+                            if not c["file"].startswith("notebooks/") or c["file"] in present]
+    toc["parts"] = [p for p in toc["parts"] if p["chapters"]]
+    chapters = {p.stem[:2] for p in NOTEBOOKS}
+    for page in (site / "book").rglob("*.md"):  # references into chapters left out: plain text
+        text = page.read_text()
+        kept = re.sub(r"\{(?:ref|numref)\}`(?:[^`<]*<)?((?:ex|sec)-(\d\d)-[^`>]*)>?`",
+                      lambda m: m[0] if m[2] in chapters else f"`{m[1]}`", text)
+        if kept != text:
+            page.write_text(kept)
+    (site / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    (site / "notebooks").mkdir()
+    for path in NOTEBOOKS:
+        shutil.copy(notebook_runner.run(path).executed, site / "notebooks" / path.name)
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["execute"]["execute_notebooks"] = "off"  # already executed above, with the quick budget
+    (site / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "jupyter-book"), "build", str(site), "--builder", "html",
+         "-W", "--keep-going"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, f"jupyter-book build failed (warnings are errors):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    return site / "_build" / "html"

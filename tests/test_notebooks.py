@@ -34,6 +34,20 @@ def test_notebook_committed_without_outputs(path):
     assert not dirty, f"{path.name}: code cells {dirty} carry outputs; strip them before committing"
 
 
+CODE_LINE_LIMIT = 88  # what a code cell shows on the website's page without scrolling
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_code_lines_fit_the_page(path):
+    nb = json.loads(path.read_text())
+    long = [f"cell {i}: {len(line)} characters: {line.strip()[:60]}..."
+            for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+            for line in "".join(c["source"]).split("\n") if len(line) > CODE_LINE_LIMIT]
+    assert not long, (f"{path.name}: code lines longer than {CODE_LINE_LIMIT} characters "
+                      "(`ruff format --line-length 88` wraps code; split long strings and "
+                      "comments by hand):\n" + "\n".join(long))
+
+
 def _first_code_cell(path) -> str:
     nb = json.loads(path.read_text())
     for cell in nb["cells"]:
@@ -79,11 +93,23 @@ def test_colab_launch_settings_match_repository():
 
     colab = config["launch_buttons"]["colab_url"].rstrip("/")
     assert colab == "https://colab.research.google.com"
-    book_dir = repo.get("path_to_book", "").strip("/")
-    base = f"{colab}/github/{owner}/{name}/blob/{repo['branch']}/" + (f"{book_dir}/" if book_dir else "")
+    book_dir = repo.get("path_to_book", "").strip("/")  # the launch button opens <book_dir>/notebooks/
+    base = f"{colab}/github/{owner}/{name}/blob/{repo['branch']}/"
     readme = (ROOT / "README.md").read_text()
     links = re.findall(r"https://colab\.research\.google\.com/github/[^\s`)>\]]+", readme)
     assert links, "the README gives no Colab link"
+    pages = base + (f"{book_dir}/" if book_dir else "") + "notebooks/"
     for link in links:
-        assert link.startswith(base + "notebooks/"), f"README's Colab link {link} is not under {base}"
+        assert link.startswith(pages), f"README's Colab link {link} is not under {pages}"
         assert (ROOT / link.removeprefix(base)).is_file(), f"README's Colab link {link} names no notebook"
+
+
+def test_numpy_2_is_required_where_its_api_is_used():
+    """np.trapezoid is NumPy 2's (np.trapz is gone from NumPy 2.4): where the book uses it,
+    pyproject.toml and environment.yml require numpy>=2 (Colab preinstalls NumPy 2)."""
+    sources = [p.read_text() for p in NOTEBOOKS] + [p.read_text() for p in (ROOT / "src").rglob("*.py")]
+    if not any("np.trapezoid" in text for text in sources):
+        pytest.skip("no NumPy-2-only call in the book")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert re.search(r'"numpy>=2[",.]', pyproject), "pyproject.toml must require numpy>=2"
+    assert re.search(r"-\s*numpy>=2\b", (ROOT / "environment.yml").read_text())

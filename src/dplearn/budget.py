@@ -109,6 +109,8 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "sweep_steps": (200, 1_200, 5_000),  # training steps of each energy in the sweep
         "sweep_rollouts": (30, 100, 500),  # toy episodes per energy in the sweep
         "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
+        "fig_rollouts": (6, 24, 24),  # rollouts per policy from the multimodal state (closing figure)
+        "fig_steps": (12, 16, 16),  # control steps of each of those rollouts
     },
     # --- chapter 8: Diffusion Policy on states ---
     "08_diffusion_policy": {

@@ -1,9 +1,11 @@
 """The ``dplearn`` command: ``dplearn collect`` (and the other subcommands as they are added).
 
-Introduced in chapter 5 (``collect``) and chapter 6 (``train``, ``eval``).
+Introduced in chapter 5 (``collect``) and chapter 6 (``train``, ``eval``); data-parallel
+``train`` under ``torchrun`` and ``eval --workers`` in chapter 9.
 
     dplearn collect --episodes 200 --seed 1000000 --workers 4 --out data/pusht_demos.npz
     dplearn train --policy diffusion-cnn --obs keypoints --budget full --resume /tmp/dp.state
+    torchrun --nproc-per-node 4 -m dplearn train --policy diffusion-cnn --obs keypoints --budget full
     dplearn eval --checkpoint checkpoints/diffusion-cnn-keypoints.pt --episodes 50 --seed 100000
 
 Each subcommand is a function ``add_<name>(subparsers)`` that adds its parser and sets
@@ -106,9 +108,10 @@ def add_train(subparsers) -> None:
         "train",
         help="train a policy on the Push-T demonstrations and save it",
         description="Train a policy (regression, categorical, mixture, lstm-gmm, ibc on states; "
-        "diffusion-cnn on keypoints) on the shipped Push-T demonstrations with its recipe "
+        "diffusion-cnn on keypoints, pixels or two-cameras) on the shipped Push-T demonstrations with its recipe "
         "(dplearn.policy_training.PUSHT_RECIPES) and save the policy (config, weights and "
-        "normalisers) atomically.",
+        "normalisers) atomically. Under torchrun (`torchrun --nproc-per-node N -m dplearn train ...`) "
+        "the N processes train data-parallel with the recipe's batch as the global batch; rank 0 writes.",
     )
     p.add_argument("--policy", required=True, help="registered policy name, e.g. diffusion-cnn")
     p.add_argument("--obs", default=None,
@@ -126,6 +129,9 @@ def add_train(subparsers) -> None:
     p.add_argument("--resume", default=None,
                    help="training-state file to save to (every tenth of the run, at most every 1000 "
                    "steps) and resume from; not the same file as --out")
+    p.add_argument("--shared-encoder", action="store_true",
+                   help="image policies: one vision encoder for all cameras instead of one per camera "
+                   "(default out: checkpoints/POLICY-OBS-shared.pt)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_train)
 
@@ -150,24 +156,42 @@ def _check_device(text: str) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from dplearn.budget import current_tier
-    from dplearn.compute import set_torch_threads
-    from dplearn.data import load_pusht_demos
-    from dplearn.policy_training import recipe_for, train_pusht_policy
+    from dplearn.policy_training import recipe_for
 
     try:
         obs_type, recipe = recipe_for(args.policy, args.obs)
     except ValueError as exc:
         raise SystemExit(f"dplearn train: --policy/--obs: {exc}") from None
     device = _check_device(args.device)
+    from dplearn.distributed import init_distributed, shutdown
+
+    try:  # under torchrun: one process of a data-parallel run (see dplearn.distributed)
+        dist_info = init_distributed(device)
+    except (ValueError, RuntimeError) as exc:
+        raise SystemExit(f"dplearn train: {exc}") from None
+    try:
+        return _run_train(args, recipe, obs_type, device, dist_info)
+    finally:
+        shutdown()
+
+
+def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dist_info) -> int:
     import torch
 
-    set_torch_threads()
+    from dplearn.budget import current_tier
+    from dplearn.compute import _available_cores, set_torch_threads
+    from dplearn.data import load_pusht_demos
+    from dplearn.policy_training import train_pusht_policy
+
+    main = dist_info is None or dist_info.is_main
+    # CPU processes of one data-parallel run share the cores (DPLEARN_THREADS still wins)
+    set_torch_threads(None if dist_info is None else max(1, _available_cores() // dist_info.local_world_size))
     if torch.cuda.is_available():  # TensorFloat-32 matrix products: several times faster, ample precision here
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     tier = args.budget or current_tier()
-    out = args.out or os.path.join("checkpoints", f"{args.policy}-{obs_type}.pt")
+    shared = bool(getattr(args, "shared_encoder", False))
+    out = args.out or os.path.join("checkpoints", f"{args.policy}-{obs_type}{'-shared' if shared else ''}.pt")
     if args.resume is not None and os.path.abspath(args.resume) == os.path.abspath(out):
         raise SystemExit("dplearn train: --resume must be a different file from --out (the training state "
                          "holds the optimiser and must not overwrite the policy, nor the other way round)")
@@ -175,12 +199,16 @@ def run_train(args: argparse.Namespace) -> int:
         demos = load_pusht_demos(args.demos)
     except (ValueError, OSError) as exc:
         raise SystemExit(f"dplearn train: --demos: {exc}") from None
-    overrides = {}
-    command = "dplearn train " + " ".join(shlex.quote(a) for a in (
+    overrides = {"shared_encoder": True} if shared else {}
+    launcher = "dplearn train " if dist_info is None else (
+        f"torchrun --nproc-per-node {dist_info.local_world_size} -m dplearn train "
+        if dist_info.local_world_size == dist_info.world_size
+        else f"torchrun (WORLD_SIZE={dist_info.world_size}) -m dplearn train ")
+    command = launcher + " ".join(shlex.quote(a) for a in (
         ["--policy", args.policy, "--obs", obs_type, "--budget", tier, "--seed", str(args.seed)]
         + (["--steps", str(args.steps)] if args.steps else [])
         + (["--lr", repr(args.lr)] if args.lr else [])
-        + (["--amp", args.amp] if args.amp else []) + ["--out", out]))
+        + (["--amp", args.amp] if args.amp else []) + (["--shared-encoder"] if shared else []) + ["--out", out]))
     amp = {"none": None}.get(args.amp, args.amp) if args.amp else "__recipe__"
     stop_requested = []
     previous = {sig: signal.signal(sig, lambda *_: stop_requested.append(True))
@@ -195,12 +223,17 @@ def run_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:
         where = (f"the training state is saved in {args.resume}; run the same command to continue"
                  if args.resume else "nothing was saved (use --resume FILE to keep the training state)")
-        print(f"dplearn train: {exc or 'interrupted'}; {where}", file=sys.stderr)
+        if main:
+            print(f"dplearn train: {exc or 'interrupted'}; {where}", file=sys.stderr)
         return 130
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not main:  # data-parallel: rank 0 writes the policy
+        return 0
     policy.meta["command"] = command
+    if dist_info is not None:
+        policy.meta["processes"] = dist_info.world_size
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(recipe.save_dtype or "")
     path = policy.cpu().save(out, meta=policy.meta, dtype=dtype)
     print(f"wrote {path}: {args.policy} policy on {obs_type}, {result.step} steps in "
@@ -228,6 +261,10 @@ def add_eval(subparsers) -> None:
                    help="seed of the first episode; episode i uses seed + i (default 100000: the paper's "
                    "50 test starts are 100000-100049)")
     p.add_argument("--envs", type=_positive_int, default=None, help="episodes run side by side (default 50)")
+    p.add_argument("--workers", type=_positive_int, default=None,
+                   help="processes stepping the environments on as many CPU cores (default: one per usable core "
+                   "but one, at most one per environment, and 1 below 4 cores; 1 = all in this process); "
+                   "the results are the same")
     p.add_argument("--device", default="cpu", help="device the policy runs on (default cpu)")
     p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None,
                    help="diffusion policies: sample with DDPM (all steps) or DDIM (default: as saved)")
@@ -241,6 +278,7 @@ def run_eval(args: argparse.Namespace) -> int:
     import time
 
     from dplearn.compute import set_torch_threads
+    from dplearn.envs.parallel import default_workers
     from dplearn.evaluation import DEFAULT_EVAL_SEED, evaluate
     from dplearn.policies import load_policy, shipped_checkpoint_path
     from dplearn.policy_training import recipe_for
@@ -263,8 +301,10 @@ def run_eval(args: argparse.Namespace) -> int:
     seed = DEFAULT_EVAL_SEED if args.seed is None else args.seed
     policy.to("cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device))
     start = time.perf_counter()
-    result = evaluate(policy, n_episodes=args.episodes, seed=seed, n_envs=args.envs or min(args.episodes, 50),
-                      progress=not args.no_progress)
+    n_envs = args.envs or min(args.episodes, 50)
+    workers = args.workers or default_workers(min(n_envs, args.episodes))
+    result = evaluate(policy, n_episodes=args.episodes, seed=seed, n_envs=n_envs, progress=not args.no_progress,
+                      workers=workers)
     seconds = time.perf_counter() - start
     rewards = result.max_rewards
     sem = rewards.std(ddof=1) / len(rewards) ** 0.5 if len(rewards) > 1 else 0.0
@@ -273,7 +313,7 @@ def run_eval(args: argparse.Namespace) -> int:
         sampler = f" sampler={policy.config.sampler}-{policy.num_inference_steps}"
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
     print(f"policy={policy.name} obs={policy.obs_type} checkpoint={shown}{sampler} episodes={result.n_episodes} "
-          f"seed={seed} seconds={seconds:.0f} score={result.score:.3f}±{sem:.3f} "
+          f"seed={seed} workers={workers} seconds={seconds:.0f} score={result.score:.3f}±{sem:.3f} "
           f"success_rate={result.success_rate:.3f}")
     return 0
 
@@ -284,8 +324,76 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+# -------------------------------------------------------------------------------- exercises --
+def add_exercises(subparsers) -> None:
+    p = subparsers.add_parser(
+        "exercises",
+        help="student notebooks without solutions; the chapters' Colab copies",
+        description="Tools for the chapters' exercises: `strip` writes a student notebook without "
+        "the worked solutions (cells tagged 'solution'); `sync` refreshes the chapters' generated "
+        "cells and writes their Colab/Jupyter copies (colab/notebooks).",
+    )
+    sub = p.add_subparsers(dest="exercises_command", metavar="ACTION", required=True)
+    strip = sub.add_parser(
+        "strip", help="write a student notebook without solutions",
+        description="Copy a chapter notebook without its worked solutions: the cells tagged "
+        "'solution' go, the exercise prompts, starter cells and checker calls stay. Strip "
+        "colab/notebooks/NN_*.ipynb for a handout that reads in plain Jupyter and Colab, or "
+        "notebooks/NN_*.ipynb for one in the book's MyST Markdown.",
+    )
+    strip.add_argument("notebook", help="the chapter notebook (.ipynb)")
+    strip.add_argument("-o", "--out", required=True, help="the student notebook to write (.ipynb)")
+    strip.set_defaults(func=run_exercises_strip)
+    sync = sub.add_parser(
+        "sync", help="refresh the chapters' generated cells and their Colab copies",
+        description="In a checkout of the book: give every chapter its math-macro cell (from "
+        "_config.yml) and its solution tags, and write colab/notebooks/NN_*.ipynb, the plain-"
+        "Markdown copies that the website's Colab button opens.",
+    )
+    sync.add_argument("--root", default=".", help="the book's checkout (default: .)")
+    sync.add_argument("--check", action="store_true",
+                      help="write nothing; exit 1 when something is out of date")
+    sync.set_defaults(func=run_exercises_sync)
+
+
+def run_exercises_strip(args: argparse.Namespace) -> int:
+    import json
+
+    from dplearn.atomic import atomic_write
+    from dplearn.exercises.handout import strip_solutions
+
+    if os.path.abspath(args.notebook) == os.path.abspath(args.out):
+        raise SystemExit("dplearn exercises strip: --out must differ from the input notebook")
+    try:
+        with open(args.notebook, encoding="utf-8") as f:
+            nb = json.load(f)
+        student = strip_solutions(nb)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"dplearn exercises strip: {args.notebook}: {exc}") from None
+    text = json.dumps(student, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    atomic_write(args.out, lambda f: f.write(text.encode("utf-8")))
+    removed = len(nb["cells"]) - len(student["cells"])
+    print(f"wrote {args.out}: {len(student['cells'])} cells, {removed} solution cells removed")
+    return 0
+
+
+def run_exercises_sync(args: argparse.Namespace) -> int:
+    from dplearn.exercises.colab import MystError, sync
+
+    try:
+        report = sync(args.root, check=args.check, log=print)
+    except (MystError, OSError) as exc:
+        raise SystemExit(f"dplearn exercises sync: {exc}") from None
+    if args.check and report:
+        print("run `dplearn exercises sync` to bring these up to date")
+        return 1
+    if not report:
+        print("everything is up to date")
+    return 0
+
+
 # ------------------------------------------------------------------------------------- main --
-SUBCOMMANDS = [add_collect, add_train, add_eval]
+SUBCOMMANDS = [add_collect, add_train, add_eval, add_exercises]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,7 +22,8 @@ The policy protocol
    ======================  ================================  =====================================
    ``policy(obs)``         ``obs``: float32 NumPy array      (B, T_o, D) for ``state``/``keypoints``
                            or, for image observations,       ``{"image": (B, T_o, 3, H, W) in [0, 1],
-                           a dict                            "agent_pos": (B, T_o, 2)}``
+                           a dict                            "agent_pos": (B, T_o, 2)}`` (and
+                                                             ``"wrist_image"`` for ``two-cameras``)
                            returns the next actions          (B, n, 2), n >= 1 (e.g. n = T_a)
    ``policy.reset(seeds)`` optional; called when a batch of  ``seeds``: list of B ints
                            B episodes starts
@@ -299,6 +300,7 @@ def evaluate(
     env_kwargs: dict[str, Any] | None = None,
     make_env: Callable[..., Any] | None = None,
     start_states: Any = None,
+    workers: Any = 1,
 ) -> EvalResult:
     """Run ``policy`` on ``n_episodes`` Push-T episodes (episode i from seed ``seed + i``).
 
@@ -311,7 +313,8 @@ def evaluate(
     seed : int
         Seed of the first episode; episode i uses ``seed + i``.
     obs_type : str, optional
-        The observation the policy takes: ``state``, ``keypoints``, ``pixels``, ``pixels_agent_pos``;
+        The observation the policy takes: ``state``, ``keypoints``, ``pixels``, ``pixels_agent_pos``,
+        ``two-cameras``;
         by default the policy's own ``obs_type`` attribute (every dplearn policy has one), else
         ``state``.
     max_steps : int
@@ -333,6 +336,13 @@ def evaluate(
     start_states : array (n_episodes, 5), optional
         Start episode i from ``start_states[i]`` (agent x, y, block x, y, angle) instead of a
         random start (e.g. the first states of demonstrations); seeds are still ``seed + i``.
+    workers : int or :class:`dplearn.envs.parallel.EnvWorkers`
+        ``1`` (default): everything in this process. ``N > 1``: N worker processes step the
+        environments on N CPU cores (a pool made and closed by this call; pass an ``EnvWorkers``
+        to reuse one). A per-step callable (e.g. the scripted expert) then runs whole episodes in the
+        workers (it must be picklable); any other policy stays here and is called on the same
+        batches as in the sequential loop. The per-episode results are the same either way, for
+        the same seeds. ``make_env`` must be picklable (a class or module-level function).
 
     Returns
     -------
@@ -364,6 +374,19 @@ def evaluate(
             raise ValueError(f"start_states must be a finite array of shape (n_episodes={n_episodes}, 5), "
                              f"got shape {start_states.shape}")
 
+    pool = None
+    if not (isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers == 1):
+        from dplearn.envs.parallel import EnvWorkers
+
+        if isinstance(workers, EnvWorkers):
+            if workers.closed:
+                raise ValueError("workers is a closed EnvWorkers pool")
+            pool = workers
+        elif isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers > 1:
+            pool = int(workers)
+        else:
+            raise ValueError(f"workers must be a positive integer or an EnvWorkers pool, got {workers!r}")
+
     policy = as_policy(policy)
     raw = bool(getattr(policy, "wants_raw_obs", False))
     generator = None
@@ -374,6 +397,24 @@ def evaluate(
     t_o = int(policy.obs_horizon)
     kwargs = dict(env_kwargs or {})
     make_env = PushTEnv if make_env is None else make_env
+    if pool is not None:
+        import pickle
+
+        from dplearn.envs.parallel import EnvWorkers
+
+        try:
+            pickle.dumps((make_env, kwargs))
+        except Exception as exc:
+            raise ValueError("with workers, make_env and env_kwargs must be picklable (a class or a module-level "
+                             f"function, not a lambda): {type(exc).__name__}: {exc}") from None
+        own = not isinstance(pool, EnvWorkers)
+        pool = EnvWorkers(min(pool, n_episodes)) if own else pool
+        try:
+            return _evaluate_parallel(pool, policy, n_episodes, seed, obs_type, max_steps, n_envs, n_record,
+                                      record_size, progress, kwargs, make_env, start_states, generator, t_o, raw)
+        finally:
+            if own:
+                pool.close()
     envs = [make_env(obs_type=obs_type, **kwargs) for _ in range(min(n_envs, n_episodes))]
 
     results: list[EpisodeResult] = []
@@ -431,8 +472,87 @@ def evaluate(
     return EvalResult(results)
 
 
+def _evaluate_parallel(pool: Any, policy: Any, n_episodes: int, seed: int, obs_type: str, max_steps: int,
+                       n_envs: int, n_record: int, record_size: int, progress: bool, kwargs: dict[str, Any],
+                       make_env: Callable[..., Any], start_states: Any, generator: Any, t_o: int,
+                       raw: bool) -> EvalResult:
+    """:func:`evaluate` with the environments in ``pool``'s worker processes: the same episodes, the
+    same policy calls (or, for a per-step callable, the same episodes run whole in the workers)."""
+    import pickle
+
+    from tqdm.auto import tqdm
+
+    def start(i: int) -> Any:
+        return None if start_states is None else start_states[i]
+
+    bar = tqdm(total=n_episodes, desc="evaluate", disable=not progress)
+    episodes: list[EpisodeResult] = []
+    whole = isinstance(policy, PerStepPolicy)
+    if whole:
+        try:
+            pickle.dumps(policy.fn)
+        except Exception:  # a lambda or a closure: keep it here, send only the environments away
+            whole = False
+    if whole:
+        pool.configure(make_env, obs_type, kwargs, pool.n)
+        done = pool.run_episodes(policy.fn, policy.stateful, [(i, seed + i, start(i)) for i in range(n_episodes)],
+                                 max_steps, on_done=lambda _: bar.update(1))
+        for i in range(n_episodes):
+            rewards, coverages, states, taken = done[i]
+            episodes.append(EpisodeResult(seed + i, np.array(rewards), np.array(coverages),
+                                          states=np.array(states, dtype=np.float32),
+                                          actions=np.array(taken, dtype=np.float32).reshape(-1, 2)))
+    else:
+        pool.configure(make_env, obs_type, kwargs, min(n_envs, n_episodes))
+        subsets = bool(getattr(policy, "batch_independent", False))
+        for first in range(0, n_episodes, n_envs):
+            seeds = [seed + i for i in range(first, min(first + n_envs, n_episodes))]
+            firsts = pool.reset([(b, s, start(s - seed)) for b, s in enumerate(seeds)])
+            histories = [deque([obs] * t_o, maxlen=t_o) for obs, _ in firsts]
+            states = [[state] for _, state in firsts]
+            rewards: list[list[float]] = [[] for _ in seeds]
+            coverages: list[list[float]] = [[] for _ in seeds]
+            taken: list[list[np.ndarray]] = [[] for _ in seeds]
+            if hasattr(policy, "reset"):
+                policy.reset(seeds)
+            active = np.ones(len(seeds), dtype=bool)
+            if generator is not None and first == 0:
+                generator.manual_seed(int(seed))
+            while active.any():
+                asked = np.flatnonzero(active) if subsets else np.arange(len(seeds))
+                history = _stack_history([histories[b] for b in asked], obs_type, raw)
+                actions = np.asarray(policy(history) if generator is None else policy(history, generator),
+                                     dtype=np.float64)
+                if actions.ndim == 2:
+                    actions = actions[:, None, :]
+                if actions.ndim != 3 or actions.shape[0] != len(asked) or actions.shape[2] != 2:
+                    raise ValueError(f"policy must return actions of shape (B={len(asked)}, n, 2), "
+                                     f"got {actions.shape}")
+                rows = [(row, int(b)) for row, b in enumerate(asked) if active[b]]
+                replies = pool.step([(b, actions[row], max_steps - len(rewards[b])) for row, b in rows], t_o)
+                for (row, b), (obs_tail, r, c, st, n_taken, finished) in zip(rows, replies, strict=True):
+                    histories[b].extend(obs_tail)
+                    rewards[b].extend(r)
+                    coverages[b].extend(c)
+                    states[b].extend(st)
+                    taken[b].extend(actions[row][:n_taken])
+                    if finished:
+                        active[b] = False
+                        bar.update(1)
+            for b, s in enumerate(seeds):
+                episodes.append(EpisodeResult(s, np.array(rewards[b]), np.array(coverages[b]),
+                                              states=np.array(states[b], dtype=np.float32),
+                                              actions=np.array(taken[b], dtype=np.float32).reshape(-1, 2)))
+    for i, ep in enumerate(episodes[:n_record]):
+        ep.frames = render_frames(ep.states, record_size, ep.actions)
+        episodes[i] = ep
+    bar.close()
+    return EvalResult(episodes)
+
+
 def _state_of(env: Any, obs: Any, obs_type: str) -> np.ndarray:
-    """(5,) state (agent x, y, block x, y, angle mod 2π) of a PushTEnv, whatever its obs type."""
+    """(5,) state (agent x, y, block x, y, angle mod 2π) of a PushTEnv, whatever its obs type
+    (:func:`dplearn.envs.parallel.state_of`, which the worker processes use, is the same)."""
     if obs_type == "state":
         return np.asarray(obs, dtype=np.float32)
     return np.asarray(env.unwrapped.get_state(), dtype=np.float32)

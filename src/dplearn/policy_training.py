@@ -28,13 +28,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from dplearn.data import Demos, Normalizer, SequenceDataset, load_pusht_demos
+from dplearn.data import (
+    CAMERA_KEYS,
+    IMAGE_OBS_TYPES,
+    OBS_CAMERAS,
+    Demos,
+    Normalizer,
+    SequenceDataset,
+    demo_frames,
+    load_pusht_demos,
+)
+from dplearn.data.frames import RENDER_VERSION
 from dplearn.policies import Policy, make_policy
 from dplearn.seeding import seed_everything
 from dplearn.training import TrainConfig, TrainResult, train
 
 __all__ = ["PolicyRecipe", "PUSHT_RECIPES", "recipe_for", "windows_as_tensors", "fit_normalizers", "fit_policy",
-           "demos_fingerprint", "train_pusht_policy", "recipe_train_config"]
+           "demos_fingerprint", "train_pusht_policy", "recipe_train_config", "ImageWindows", "image_windows"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -84,6 +94,24 @@ class PolicyRecipe:
 _ONE_STEP = {"obs_dim": 5, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 2, "action_horizon": 1,
              "obs_type": "state"}
 
+def _image_recipe(obs_type: str) -> dict[str, Any]:
+    """The image recipe of ``diffusion-cnn`` (chapter 9), the same for one camera and for two."""
+    return dict(
+        config={"obs_dim": 2, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 16, "action_horizon": 8,
+                "obs_type": obs_type, "kernel_size": 5, "n_groups": 8, "num_diffusion_steps": 100,
+                "sampler": "ddpm", "inference_steps": 100, "clip_sample": True, "crop_size": 84,
+                "num_keypoints": 32, "image_feature_dim": 64, "shared_encoder": False},
+        steps={"quick": 20, "book": 300, "full": 30_000},
+        tier_config={"quick": {"encoder_width": 8, "down_dims": (16, 32, 64), "step_embed_dim": 32,
+                               "sampler": "ddim", "inference_steps": 10},
+                     "book": {"encoder_width": 16, "down_dims": (32, 64, 128), "step_embed_dim": 64},
+                     "full": {"encoder_width": 32, "down_dims": (64, 128, 256), "step_embed_dim": 128}},
+        tier_train={"quick": {"batch_size": 16, "warmup_steps": 5, "lr": 1e-3},
+                    "book": {"batch_size": 32, "warmup_steps": 50, "lr": 1e-3}},
+        batch_size=256, lr=3e-4, weight_decay=1e-6, warmup_steps=500, betas=(0.95, 0.999), grad_clip=None,
+        ema_decay=0.9999, ema_power=0.75, save_dtype="float16")
+
+
 #: Push-T recipes by (policy, observation). Part II (states): one-step policies (T_o = 2, T_a = 1)
 #: as the benchmark's baselines; LSTM-GMM sees the last 10 observations as robomimic's BC-RNN does;
 #: IBC follows Diffusion Policy's IBC horizons (T_o = 2, T_p = 2) with a smaller energy network,
@@ -93,6 +121,18 @@ _ONE_STEP = {"obs_dim": 5, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 2,
 #: warmup then cosine, batch 256, EMA with power 0.75; the U-Net is narrower than the paper's
 #: 256/512/1024 (65.8 M parameters) so that a shipped file stays under 25 MB: 96/192/384 with a
 #: 128-wide step embedding (9.6 M, 19 MB in float16) on a GPU, 64/128/256 (4.6 M) on a CPU.
+#: ``diffusion-cnn`` on ``pixels``, ``pixels_agent_pos`` (the paper's image observation: the top view and
+#: the pusher's position) and ``two-cameras`` (chapter 9): the paper's image recipe — 96 × 96
+#: images, random 84 crop in training and centre crop when acting, ResNet-18 from scratch with GroupNorm,
+#: spatial softmax with 32 keypoints, 64 features per camera, one encoder per camera — shrunk to fit the
+#: 25 MB a shipped checkpoint may take: the paper's U-Net (512/1024/2048) alone would be ~250 M parameters
+#: and one full-width ResNet-18 is 11.2 M (22 MB in float16, two cameras 45 MB), so the ``full`` tier keeps
+#: ResNet-18's depth at half its width (32/64/128/256 channels, 2.8 M per camera) and a 64/128/256 U-Net
+#: (7.7 M parameters, 15 MB, for pixels; 11.0 M, 22 MB, for two cameras). It trains with batch 256 at
+#: peak learning rate 3e-4 (the paper: 64 at 1e-4), more images per step for a GPU that has only
+#: minutes, for 30,000 steps (planned as about 8 minutes at about 60 steps/s per run with two runs
+#: sharing one H100/H200: an estimate until a GPU session measures it; ``benchmarks/gpu_vision.py``
+#: records the rate); the ``book`` and ``quick`` tiers narrow everything further for a CPU.
 PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
     ("regression", "state"): PolicyRecipe(
         config={**_ONE_STEP, "hidden": 512, "n_layers": 4},
@@ -122,6 +162,22 @@ PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
         tier_train={"quick": {"warmup_steps": 5, "lr": 1e-3}, "book": {"warmup_steps": 100, "lr": 1e-3}},
         lr=1e-4, weight_decay=1e-6, warmup_steps=500, betas=(0.95, 0.999), grad_clip=None,
         ema_decay=0.9999, ema_power=0.75, save_dtype="float16"),
+    # the paper's transformer on states (appendix): 8 layers, 4 heads, width 256, attention dropout 0.01,
+    # AdamW lr 1e-4, weight decay 0.1 on weight matrices only, betas (0.9, 0.95), 1000 warmup steps
+    ("diffusion-transformer", "keypoints"): PolicyRecipe(
+        config={"obs_dim": 20, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 16, "action_horizon": 8,
+                "obs_type": "keypoints", "num_diffusion_steps": 100, "sampler": "ddpm", "inference_steps": 100,
+                "clip_sample": True, "p_drop_emb": 0.0, "p_drop_attn": 0.01, "causal": True},
+        steps={"quick": 30, "book": 800, "full": 30_000},
+        tier_config={"quick": {"n_layer": 2, "n_head": 2, "n_emb": 32},
+                     "book": {"n_layer": 4, "n_head": 4, "n_emb": 128},
+                     "full": {"n_layer": 8, "n_head": 4, "n_emb": 256}},
+        tier_train={"quick": {"warmup_steps": 5, "lr": 1e-3}, "book": {"warmup_steps": 100, "lr": 5e-4}},
+        lr=1e-4, weight_decay=1e-1, warmup_steps=1000, betas=(0.9, 0.95), grad_clip=None,
+        ema_decay=0.9999, ema_power=0.75, save_dtype="float16"),
+    ("diffusion-cnn", "pixels"): PolicyRecipe(**_image_recipe("pixels")),
+    ("diffusion-cnn", "pixels_agent_pos"): PolicyRecipe(**_image_recipe("pixels_agent_pos")),
+    ("diffusion-cnn", "two-cameras"): PolicyRecipe(**_image_recipe("two-cameras")),
 }
 
 
@@ -197,7 +253,8 @@ def _normalized_loss(model: Policy, batch: tuple[torch.Tensor, torch.Tensor]) ->
 
 def fit_policy(policy: Policy, data: Any, config: TrainConfig,
                normalizers: tuple[Normalizer, Normalizer] | None = None,
-               stop: Callable[[], bool] | None = None) -> tuple[Policy, TrainResult]:
+               stop: Callable[[], bool] | None = None, eval_every: int = 0,
+               eval_fn: Callable[[int, Policy], Any] | None = None) -> tuple[Policy, TrainResult]:
     """Fit normalisers on ``data``, then train ``policy`` by minimising ``policy.loss``.
 
     Parameters
@@ -205,7 +262,8 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
     policy:
         A :class:`~dplearn.policies.Policy`; its horizons must match the windows.
     data:
-        A :class:`~dplearn.data.SequenceDataset` (state or keypoints) or a pair of arrays
+        A :class:`~dplearn.data.SequenceDataset` (any observation type; image ones train as
+        :func:`image_windows` describes) or a pair of arrays
         ``(obs (M, T_o, obs_dim), action (M, T_p, action_dim))`` in raw units.
     config:
         The :class:`~dplearn.training.TrainConfig`.
@@ -213,6 +271,9 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
         ``(obs_normalizer, action_normalizer)`` to use instead of fitting them on ``data``.
     stop:
         Optional ``stop() -> bool`` asked after every step (see :func:`dplearn.training.train`).
+    eval_every, eval_fn:
+        ``eval_fn(step, policy)`` every ``eval_every`` steps with the policy being trained (its EMA
+        copy when there is one), e.g. to score it during training (see :func:`dplearn.training.train`).
 
     Returns ``(trained policy, TrainResult)``: the trained policy is the EMA copy when the config
     asks for an EMA, else ``policy`` itself; it is in eval mode. With ``config.checkpoint_path``
@@ -223,6 +284,8 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
     """
     if not isinstance(policy, Policy):
         raise ValueError(f"policy must be a dplearn Policy, got {type(policy).__name__}")
+    if isinstance(data, SequenceDataset) and data.obs_type in IMAGE_OBS_TYPES:
+        return _fit_image_policy(policy, data, config, normalizers, stop)
     obs, action = _as_pair(data)
     c = policy.config
     if obs.ndim != 3 or obs.shape[1:] != (c.obs_horizon, c.obs_dim):
@@ -236,10 +299,121 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
     normalized = (obs_norm.normalize(obs).float(), act_norm.normalize(action).float())
     identity = {"policy": policy.name, "config": policy.config.to_dict(),
                 "windows_sha256": _tensors_fingerprint(obs, action)}
-    result = train(policy, _normalized_loss, normalized, config, identity=identity, stop=stop)
+    result = train(policy, _normalized_loss, normalized, config, identity=identity, stop=stop,
+                   eval_every=eval_every, eval_fn=eval_fn)
     trained = result.eval_model
     trained.meta = {"train_steps": int(result.step), "final_loss": float(np.mean(result.losses[-100:])),
                     "n_windows": int(obs.shape[0]), "train_seconds": round(float(result.total_seconds), 1)}
+    return trained.eval(), result
+
+
+# ---------------------------------------------------------------------------------------------
+# image observations: frames rendered once, indexed on the device
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ImageWindows:
+    """The training windows of an image dataset, as tensors a batch is an index into.
+
+    ================  ======================  ===================================================
+    frames            {key: (F, 3, H, W)}     uint8 images of the F frames the windows use, per
+                                              camera (keys ``image``, ``wrist_image``)
+    obs_frames        (M, T_o) int64          row of ``frames`` of each observation of each window
+    agent_pos         (M, T_o, 2) float32     the pusher's position at those steps (raw units)
+    action            (M, T_p, 2) float32     the action chunk (raw units)
+    frames_id         str                     which demonstrations, cameras, size and renderer
+    ================  ======================  ===================================================
+
+    Introduced in chapter 9.
+    """
+
+    frames: dict[str, torch.Tensor]
+    obs_frames: torch.Tensor
+    agent_pos: torch.Tensor
+    action: torch.Tensor
+    frames_id: str
+
+
+def image_windows(dataset: SequenceDataset, cache: bool = True) -> ImageWindows:
+    """The windows of an image :class:`~dplearn.data.SequenceDataset` (``pixels``, ``pixels_agent_pos``,
+    ``two-cameras``) as :class:`ImageWindows`.
+
+    Every demonstration frame is rendered once per camera (:func:`dplearn.data.demo_frames`, cached on
+    disk when ``cache``); the windows are the dataset's own (:attr:`SequenceDataset.obs_frames`, its
+    edge padding included), renumbered to the frames they use.
+
+    Introduced in chapter 9.
+    """
+    if not isinstance(dataset, SequenceDataset) or dataset.obs_type not in IMAGE_OBS_TYPES:
+        raise ValueError(f"dataset must be a SequenceDataset of an image observation {IMAGE_OBS_TYPES}, got "
+                         f"{getattr(dataset, 'obs_type', type(dataset).__name__)!r}")
+    cameras = OBS_CAMERAS[dataset.obs_type]
+    obs_frames = dataset.obs_frames
+    used = np.unique(obs_frames)
+    frames = {}
+    for camera in cameras:
+        images = demo_frames(dataset.demos, camera, dataset.render_size, cache=cache)
+        # (F, 3, H, W) as a view of the (F, H, W, 3) array: channels-last memory, no copy
+        frames[CAMERA_KEYS[camera]] = torch.from_numpy(images[used]).permute(0, 3, 1, 2)
+    return ImageWindows(
+        frames=frames,
+        obs_frames=torch.from_numpy(np.searchsorted(used, obs_frames).astype(np.int64)),
+        agent_pos=torch.as_tensor(dataset.demos.state[obs_frames][..., :2], dtype=torch.float32),
+        action=torch.as_tensor(dataset.demos.action[dataset.indices], dtype=torch.float32),
+        frames_id=f"{dataset.demos.fingerprint()}/{'+'.join(cameras)}/{dataset.render_size}px/r{RENDER_VERSION}",
+    )
+
+
+class _ImageLoss:
+    """``loss_fn(policy, (obs_frames, agent_pos, action))``: gathers the batch's images from the frames
+    (moved to the batch's device on the first call: once) and calls ``policy.compute_loss``. The images
+    stay uint8 until the encoder has cropped them."""
+
+    def __init__(self, frames: dict[str, torch.Tensor], uses_agent_pos: bool):
+        self.frames = frames
+        self.uses_agent_pos = uses_agent_pos
+
+    def __call__(self, model: Policy, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        index, agent_pos, action = batch
+        if any(f.device != index.device for f in self.frames.values()):
+            self.frames = {k: f.to(index.device) for k, f in self.frames.items()}
+        obs = {k: f[index] for k, f in self.frames.items()}
+        if self.uses_agent_pos:
+            obs["agent_pos"] = agent_pos
+        return model.compute_loss(obs, action)
+
+
+def _fit_image_policy(policy: Policy, dataset: SequenceDataset, config: TrainConfig,
+                      normalizers: tuple[Any, Normalizer] | None, stop: Callable[[], bool] | None
+                      ) -> tuple[Policy, TrainResult]:
+    """:func:`fit_policy` for image observations (see :func:`image_windows`)."""
+    from dplearn.training import select_device
+
+    c = policy.config
+    if c.obs_type != dataset.obs_type:
+        raise ValueError(f"the policy reads {c.obs_type!r} but the dataset holds {dataset.obs_type!r}")
+    if (dataset.obs_horizon, dataset.pred_horizon) != (c.obs_horizon, c.pred_horizon):
+        raise ValueError(f"the dataset's horizons (T_o={dataset.obs_horizon}, T_p={dataset.pred_horizon}) differ "
+                         f"from the policy's (T_o={c.obs_horizon}, T_p={c.pred_horizon})")
+    windows = image_windows(dataset)
+    uses_agent_pos = c.obs_type != "pixels"
+    if normalizers is None:
+        pos_norm, act_norm = fit_normalizers(windows.agent_pos, windows.action)
+        obs_norm = {"agent_pos": pos_norm} if uses_agent_pos else None
+    else:
+        obs_norm, act_norm = normalizers
+    policy.set_normalizers(obs_norm, act_norm)
+    pos = windows.agent_pos
+    if uses_agent_pos:
+        pos = policy.obs_normalizer["agent_pos"].normalize(pos).float()
+    data = (windows.obs_frames, pos, act_norm.normalize(windows.action).float())
+    if select_device(config.device).type == "cuda":  # the layout cuDNN's convolutions are fastest in
+        policy.to(memory_format=torch.channels_last)
+    identity = {"policy": policy.name, "config": policy.config.to_dict(), "frames": windows.frames_id,
+                "windows_sha256": _tensors_fingerprint(windows.obs_frames, windows.agent_pos, windows.action)}
+    result = train(policy, _ImageLoss(windows.frames, uses_agent_pos), data, config, identity=identity, stop=stop)
+    trained = result.eval_model
+    trained.meta = {"train_steps": int(result.step), "final_loss": float(np.mean(result.losses[-100:])),
+                    "n_windows": int(windows.action.shape[0]), "train_seconds": round(float(result.total_seconds), 1)}
     return trained.eval(), result
 
 
@@ -258,12 +432,7 @@ def demos_fingerprint(demos: Demos) -> str:
 
     Introduced in chapter 6.
     """
-    import hashlib
-
-    h = hashlib.sha256()
-    for array in (demos.state, demos.action, demos.episode_ends):
-        h.update(np.ascontiguousarray(array).tobytes())
-    return h.hexdigest()
+    return demos.fingerprint()
 
 
 def recipe_train_config(recipe: PolicyRecipe, tier: str, steps: int | None = None, seed: int = 0,
@@ -287,14 +456,16 @@ def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, 
                        checkpoint_path: str | os.PathLike | None = None,
                        config_overrides: Mapping[str, Any] | None = None,
                        obs_type: str | None = None, amp: str | None = "__recipe__", lr: float | None = None,
-                       stop: Callable[[], bool] | None = None) -> tuple[Policy, TrainResult]:
+                       stop: Callable[[], bool] | None = None, eval_every: int = 0,
+                       eval_fn: Callable[[int, Policy], Any] | None = None) -> tuple[Policy, TrainResult]:
     """Train policy ``name`` on the shipped Push-T demonstrations with its recipe for ``obs_type``.
 
     ``tier`` picks the recipe's size and number of steps (``steps`` overrides the steps); ``amp``
     overrides the recipe's mixed precision (``None``, ``"bf16"``, ``"fp16"``, ``"auto"``) and ``lr`` its
     peak learning rate; ``stop`` ends the run early at a step boundary (the state is saved);
     ``checkpoint_path`` is the training state to save to and resume from (every tenth of the run,
-    at most every 1000 steps; not the policy file: save that with ``policy.save``).
+    at most every 1000 steps; not the policy file: save that with ``policy.save``); ``eval_fn(step,
+    policy)`` is called every ``eval_every`` steps with the EMA policy (see :func:`fit_policy`).
 
     Introduced in chapter 6.
     """
@@ -314,7 +485,7 @@ def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, 
     if lr is not None:
         train_config = dataclasses.replace(train_config, lr=lr)
     start = time.perf_counter()
-    trained, result = fit_policy(policy, dataset, train_config, stop=stop)
+    trained, result = fit_policy(policy, dataset, train_config, stop=stop, eval_every=eval_every, eval_fn=eval_fn)
     dev = next(trained.parameters()).device
     trained.meta.update({"task": f"pusht-{obs_type}", "tier": tier, "seed": int(seed),
                          "batch_size": train_config.batch_size, "lr": train_config.lr,

@@ -303,9 +303,13 @@ class _Batches:
     position) goes into checkpoints.
     """
 
-    def __init__(self, data: Any, batch_size: int, seed: int, device: torch.device | None = None):
+    def __init__(self, data: Any, batch_size: int, seed: int, device: torch.device | None = None,
+                 shard: tuple[int, int] | None = None):
         self.generator = torch.Generator().manual_seed(int(seed))
         self.batch_size = batch_size
+        # data-parallel: (rank, world); every rank draws the same global batch and keeps its slice
+        self.shard = None if shard is None else (batch_size // shard[1] * shard[0],
+                                                 batch_size // shard[1] * (shard[0] + 1))
         self.device = device
         self.perm: torch.Tensor | None = None
         self._perm_on_device: torch.Tensor | None = None
@@ -351,8 +355,11 @@ class _Batches:
 
     def next(self) -> Any:
         if self.kind == "callable":
-            return self.data(self.batch_size, self.generator)
+            batch = self.data(self.batch_size, self.generator)
+            return batch if self.shard is None else _rows(batch, *self.shard)
         idx = self._indices()
+        if self.shard is not None:
+            idx = idx[self.shard[0]:self.shard[1]]
         if self.kind == "tensors":
             return self.data[0][idx]
         if self.kind == "tuple":
@@ -368,6 +375,17 @@ class _Batches:
         self.generator.set_state(state["generator"])
         self.perm, self.pos = state["perm"], int(state["pos"])
         self._perm_on_device = None
+
+
+def _rows(batch: Any, lo: int, hi: int) -> Any:
+    """Rows ``lo:hi`` of a batch (a tensor, or a tuple, list or mapping of them)."""
+    if isinstance(batch, torch.Tensor):
+        return batch[lo:hi]
+    if isinstance(batch, Mapping):
+        return {k: _rows(v, lo, hi) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_rows(v, lo, hi) for v in batch)
+    return batch
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -484,9 +502,114 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # the loop
 # ---------------------------------------------------------------------------------------------
+class _LossModule(nn.Module):
+    """``loss_fn(model, batch)`` as a module, so that DistributedDataParallel sees the forward pass
+    (its gradient all-reduce is prepared in ``forward``; a method such as ``policy.compute_loss``
+    called directly would bypass it)."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor]):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        return self.loss_fn(self.model, batch)
+
+
+class _DataParallel:
+    """What :func:`train` does differently in a process group of ``world`` > 1 processes."""
+
+    def __init__(self, distributed: bool | None):
+        from dplearn import distributed as dd
+
+        info = dd.current()
+        if distributed is True and info is None:
+            raise ValueError("distributed=True needs an open process group of two or more processes "
+                             "(start with torchrun and call dplearn.distributed.init_distributed())")
+        self.info = info if distributed is not False else None
+
+    @property
+    def on(self) -> bool:
+        return self.info is not None
+
+    def setup(self, config: TrainConfig, device: torch.device) -> torch.device:
+        info = self.info
+        if config.batch_size % info.world_size:
+            raise ValueError(f"TrainConfig.batch_size={config.batch_size} is the global batch and must be divisible "
+                             f"by the number of processes ({info.world_size}): each takes an equal share")
+        if info.backend == "nccl":
+            if device.type != "cuda":
+                raise ValueError(f"the process group uses NCCL (CUDA) but the device is {device}")
+            if device.index is None:
+                device = torch.device("cuda", torch.cuda.current_device())
+        elif device.type == "cuda":
+            raise ValueError("the process group uses gloo (CPU) but the device is CUDA: "
+                             "open it with init_distributed('cuda') for GPUs")
+        from dplearn.distributed import control_group
+
+        self.group = control_group()
+        return device
+
+    def wrap(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+             device: torch.device) -> nn.Module:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(_LossModule(model, loss_fn), device_ids=ids, output_device=None
+                                       if ids is None else ids[0])
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.info.world_size
+        dist.all_gather_object(out, obj, group=self.group)
+        return out
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier(group=self.group)
+
+    def any(self, flag: bool) -> bool:
+        import torch.distributed as dist
+
+        t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=self.group)
+        return bool(t.item())
+
+    def reduce_loss(self, loss: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """The sum of the ranks' losses (started, not awaited: no sync per step)."""
+        import torch.distributed as dist
+
+        total = loss.detach().reshape(()).to(torch.float64)
+        return total, dist.all_reduce(total, op=dist.ReduceOp.SUM, async_op=True)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's parameter groups: ``model.optim_groups(weight_decay)`` when the model defines it (e.g.
+    a transformer that decays only its weight matrices), else one group; frozen parameters left out."""
+    groups = model.optim_groups(weight_decay) if callable(getattr(model, "optim_groups", None)) else [
+        {"params": list(model.parameters()), "weight_decay": weight_decay}]
+    seen: set[int] = set()
+    out = []
+    for group in groups:
+        params = [q for q in group["params"] if q.requires_grad]
+        if any(id(q) in seen for q in params):
+            raise ValueError("optim_groups must list every parameter at most once")
+        seen.update(id(q) for q in params)
+        if params:
+            out.append({**group, "params": params})
+    missing = [q for q in model.parameters() if q.requires_grad and id(q) not in seen]
+    if missing:
+        raise ValueError(f"optim_groups left out {len(missing)} trainable parameter tensors")
+    return out
+
+
 def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], data: Any,
           config: TrainConfig, callback: Callable[[int, float], None] | None = None,
-          identity: Mapping[str, Any] | None = None, stop: Callable[[], bool] | None = None) -> TrainResult:
+          identity: Mapping[str, Any] | None = None, stop: Callable[[], bool] | None = None,
+          eval_every: int = 0, eval_fn: Callable[[int, nn.Module], Any] | None = None,
+          distributed: bool | None = None) -> TrainResult:
     """Train ``model`` to minimise ``loss_fn(model, batch)`` on batches drawn from ``data``.
 
     Parameters
@@ -513,6 +636,14 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         says yes, or when ``callback`` raises ``KeyboardInterrupt``, the training state is saved (with
         ``checkpoint_path``) at that step boundary and ``KeyboardInterrupt`` is raised, so a later
         call continues exactly from there.
+    eval_every, eval_fn:
+        With both set, ``eval_fn(step, eval_model)`` is called every ``eval_every`` steps with the
+        model to evaluate (the EMA when there is one, else the model, in eval mode meanwhile); the
+        random-number states are restored afterwards, so evaluating does not change the run.
+    distributed:
+        ``None`` (default): data-parallel when a process group of two or more processes is open
+        (``torchrun``, see :mod:`dplearn.distributed`), else one process; ``False``: one process
+        even then; ``True``: require the group.
 
     Each step: draw a batch, compute the loss, backpropagate, clip the gradient norm, take an
     AdamW step with learning rate ``lr * warmup_cosine(step, warmup_steps, steps)``, update the EMA.
@@ -526,9 +657,19 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
     under ``torch.autocast`` (bf16, or fp16 with a gradient scaler). No step reads a value back
     from the device except every ``log_every`` steps, to report the loss.
 
+    **Data-parallel** (N processes): ``config.batch_size`` is the global batch; every process
+    draws the same batch from the same seeded order and computes the loss of its ``batch_size / N``
+    rows; :class:`~torch.nn.parallel.DistributedDataParallel` averages the gradients, so weights,
+    optimiser and EMA stay identical on every process. The reported loss is the mean over the
+    processes (the loss of the whole batch). Global random numbers (noise drawn inside ``loss_fn``)
+    are seeded per process (:func:`dplearn.distributed.rank_seed`). Only rank 0 shows progress,
+    calls ``eval_fn`` and writes the training state (with every process's random states in it);
+    a stop asked on any process stops all of them at the same step. Every process resumes from the
+    same file, so it must be visible to all of them.
+
     Returns a :class:`TrainResult`.
 
-    Introduced in chapter 3.
+    Introduced in chapter 3 (data-parallel: chapter 9).
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -536,33 +677,60 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         raise ValueError(f"loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
+        raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+    if eval_fn is not None and not callable(eval_fn):
+        raise ValueError(f"eval_fn must be callable as eval_fn(step, model), got {type(eval_fn).__name__}")
+    if distributed not in (None, True, False):
+        raise ValueError(f"distributed must be None, True or False, got {distributed!r}")
 
     if identity is not None and not isinstance(identity, Mapping):
         raise ValueError(f"identity must be a mapping of plain values or None, got {type(identity).__name__}")
     identity = dict(identity or {})
     start = time.perf_counter()
+    dp = _DataParallel(distributed)
+    rank, world = (dp.info.rank, dp.info.world_size) if dp.on else (0, 1)
+    main = rank == 0
     device = select_device(config.device)
+    if dp.on:
+        device = dp.setup(config, device)
     amp = resolve_amp(config.amp, device)
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    seed_everything(config.seed)
-    batches = _Batches(data, config.batch_size, config.seed, device=device)
+    if dp.on:
+        from dplearn.distributed import rank_seed
+
+        seed_everything(rank_seed(config.seed, rank))
+    else:
+        seed_everything(config.seed)
+    batches = _Batches(data, config.batch_size, config.seed, device=device,
+                       shard=(rank, world) if dp.on else None)
     model.to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=config.betas)
+    # data-parallel: the wrapper broadcasts rank 0's weights, so every copy (and the EMA) starts alike
+    forward = dp.wrap(model, loss_fn, device) if dp.on else None
+    optimizer = torch.optim.AdamW(_param_groups(model, config.weight_decay), lr=config.lr,
+                                  weight_decay=config.weight_decay, betas=config.betas)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == "fp16")
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, config.warmup_steps, config.steps))
     ema = None if config.ema_decay is None else EMA(model, config.ema_decay, config.ema_power)
     losses: list[float] = []
     pending: list[torch.Tensor] = []  # losses still on the device: one sync per log_every steps
+    works: list[Any] = []  # data-parallel: the all-reduces of the pending losses
     step = 0
     seconds_before = 0.0  # wall time of the run before a resume
 
     ckpt = None if config.checkpoint_path is None else Path(config.checkpoint_path)
-    if ckpt is not None and ckpt.exists():
+    exists = ckpt is not None and ckpt.exists()
+    if dp.on and ckpt is not None:
+        seen = dp.all_gather(bool(exists))
+        if len(set(seen)) > 1:
+            raise ValueError(f"the training state {str(ckpt)!r} exists for processes "
+                             f"{[r for r, e in enumerate(seen) if e]} only: every process must see the same file")
+    if exists:
         # on the CPU: random-number states must stay CPU tensors; load_state_dict moves the rest
         state = read_train_state(ckpt)
         _check_resumable(state, config, identity, ckpt)
@@ -576,19 +744,49 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
                 raise ValueError(f"the checkpoint {ckpt} has no EMA but config.ema_decay is set")
             ema.load_state_dict(state["ema"])
         batches.load_state_dict(state["batches"])
-        _set_rng_state(state["rng"])
         losses = [float(x) for x in state["losses"].tolist()]
         step = int(state["step"])
         seconds_before = float(state.get("seconds", 0.0))
+        saved_world = int(state.get("world_size", 1))
+        rank_states = state.get("rng_ranks") or [state["rng"]]
+        if saved_world == world and len(rank_states) == world:
+            _set_rng_state(rank_states[rank])
+        else:
+            if main:
+                import warnings
+
+                warnings.warn(f"{str(ckpt)!r} was saved by {saved_world} process(es) and is resumed by {world}: "
+                              "training continues from the same weights, optimiser and batch order, but noise "
+                              "drawn inside the loss differs from an uninterrupted run", stacklevel=2)
+            if rank < len(rank_states):
+                _set_rng_state(rank_states[rank])
+            else:
+                from dplearn.distributed import rank_seed
+
+                seed_everything(rank_seed(config.seed, rank, step))
 
     def flush() -> None:
         if pending:
-            losses.extend(torch.stack(pending).double().cpu().tolist())
+            if works:
+                for work in works:
+                    work.wait()
+                works.clear()
+                losses.extend((torch.stack(pending).cpu() / world).tolist())
+            else:
+                losses.extend(torch.stack(pending).double().cpu().tolist())
             pending.clear()
 
     def save() -> None:
+        """Write the training state (data-parallel: a collective call; rank 0 writes)."""
         assert ckpt is not None
         flush()
+        rngs = dp.all_gather(_rng_state()) if dp.on else None
+        if main:
+            _write_state(rngs)
+        if dp.on:  # the file is complete on every process's return
+            dp.barrier()
+
+    def _write_state(rngs: list[Any] | None) -> None:
         _save_atomic({
             "format": TRAIN_STATE_FORMAT,
             "identity": identity,
@@ -598,15 +796,29 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
             "scheduler": scheduler.state_dict(),
             "ema": None if ema is None else ema.state_dict(),
             "batches": batches.state_dict(),
-            "rng": _rng_state(),
+            "rng": _rng_state() if rngs is None else rngs[0],
             "losses": torch.tensor(losses, dtype=torch.float64),
             "step": step,
             "seconds": seconds_before + time.perf_counter() - start,
             "config": _config_dict(config),
+            **({"world_size": world, "rng_ranks": rngs} if rngs is not None else {}),
         }, ckpt)
 
+    def run_eval() -> None:
+        assert eval_fn is not None
+        flush()
+        target = model if ema is None else ema.model
+        was_training = target.training
+        rng = _rng_state()
+        target.eval()
+        try:
+            eval_fn(step, target)
+        finally:
+            target.train(was_training)
+            _set_rng_state(rng)
+
     bar = None
-    if config.progress and step < config.steps:
+    if config.progress and step < config.steps and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc="train", dynamic_ncols=True, leave=True)
@@ -614,7 +826,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         while step < config.steps:
             batch = _to_device(batches.next(), device)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                loss = loss_fn(model, batch)
+                loss = loss_fn(model, batch) if forward is None else forward(batch)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError("loss_fn must return a scalar tensor, got "
                                  f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}")
@@ -629,7 +841,12 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
             if ema is not None:
                 ema.update(model)
             step += 1
-            pending.append(loss.detach().reshape(()))
+            if dp.on:
+                total, work = dp.reduce_loss(loss)
+                pending.append(total)
+                works.append(work)
+            else:
+                pending.append(loss.detach().reshape(()))
             if step % config.log_every == 0 or step == config.steps:
                 flush()
                 if bar is not None:
@@ -639,22 +856,41 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
                 bar.update(1)
             if ckpt is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
                 save()
-            try:  # a step boundary: the state is consistent, so an interruption here can be saved
+            if eval_fn is not None and eval_every and step % eval_every == 0 and main:
+                run_eval()
+            if not dp.on:
+                try:  # a step boundary: the state is consistent, so an interruption here can be saved
+                    if callback is not None:
+                        flush()
+                        callback(step, losses[-1])
+                    if stop is not None and stop():
+                        raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
+                except KeyboardInterrupt:
+                    if ckpt is not None:
+                        save()
+                    raise
+                continue
+            # data-parallel: a stop asked on any process stops all of them at this same step
+            asked = False
+            try:
                 if callback is not None:
                     flush()
                     callback(step, losses[-1])
-                if stop is not None and stop():
-                    raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
+                asked = stop is not None and bool(stop())
             except KeyboardInterrupt:
+                asked = True
+            if dp.any(asked):
                 if ckpt is not None:
                     save()
-                raise
+                raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
     finally:
-        flush()
+        if not dp.on or not works:
+            flush()
         if bar is not None:
             bar.close()
     if ckpt is not None and (not config.checkpoint_every or step % config.checkpoint_every):
         save()
+    flush()
     model.eval()
     return TrainResult(losses=np.asarray(losses, dtype=np.float64), model=model,
                        ema_model=None if ema is None else ema.model, step=step,

@@ -6,12 +6,16 @@ Introduced in chapter 5.
   :func:`load_demos`, :func:`load_pusht_demos` (the shipped Push-T demonstrations);
 - :mod:`dplearn.data.sequence`: :class:`SequenceDataset` of (T_o observations, T_p actions) windows
   with edge padding, :func:`split_episodes`;
-- :mod:`dplearn.data.normalizer`: :class:`Normalizer`, min-max to [-1, 1] per dimension.
+- :mod:`dplearn.data.normalizer`: :class:`Normalizer`, min-max to [-1, 1] per dimension;
+- :mod:`dplearn.data.frames`: :func:`demo_frames`, every demonstration frame rendered once per camera
+  and cached on disk (chapter 9).
 """
 
 from dplearn.data.demos import Demos, load_demos, load_pusht_demos, save_demos
+from dplearn.data.frames import CAMERA_KEYS, OBS_CAMERAS, demo_frames
 from dplearn.data.normalizer import Normalizer
 from dplearn.data.sequence import (
+    IMAGE_OBS_TYPES,
     OBS_TYPES,
     SequenceDataset,
     observation_to_model,
@@ -20,7 +24,11 @@ from dplearn.data.sequence import (
 )
 
 __all__ = [
+    "CAMERA_KEYS",
     "Demos",
+    "IMAGE_OBS_TYPES",
+    "OBS_CAMERAS",
+    "demo_frames",
     "Normalizer",
     "OBS_TYPES",
     "SequenceDataset",

@@ -167,6 +167,16 @@ class Demos:
         meta["subset_of_episodes"] = indices
         return Demos.from_episodes([self.episode(i) for i in indices], meta=meta)
 
+    def fingerprint(self) -> str:
+        """SHA-256 of the arrays (states, actions, episode ends): which data a policy saw, and the key
+        of caches made from them (e.g. :func:`dplearn.data.frames.demo_frames`)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for array in (self.state, self.action, self.episode_ends):
+            h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
+
     def __len__(self) -> int:
         return self.n_episodes
 

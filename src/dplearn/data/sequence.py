@@ -30,8 +30,8 @@ import torch
 from dplearn.data.demos import Demos
 from dplearn.data.normalizer import Normalizer
 
-OBS_TYPES = ("state", "pixels", "pixels_agent_pos", "keypoints")
-IMAGE_OBS_TYPES = ("pixels", "pixels_agent_pos")
+OBS_TYPES = ("state", "pixels", "pixels_agent_pos", "keypoints", "two-cameras")
+IMAGE_OBS_TYPES = ("pixels", "pixels_agent_pos", "two-cameras")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,11 +117,11 @@ def _keypoints_of_states(states: np.ndarray) -> np.ndarray:
     return np.concatenate([kps, states[:, :2]], axis=1).astype(np.float32)
 
 
-def _render_states(states: np.ndarray, size: int) -> np.ndarray:
-    """(N, 5) states -> (N, size, size, 3) uint8 renders with the env's renderer."""
-    from dplearn.envs.render import render_state
+def _render_states(states: np.ndarray, size: int, camera: str = "top") -> np.ndarray:
+    """(N, 5) states -> (N, size, size, 3) uint8 renders of ``camera`` with the env's renderer."""
+    from dplearn.envs.render import render_states
 
-    return np.stack([render_state(s, size=size) for s in states])
+    return render_states(states, size=size, camera=camera)
 
 
 def image_to_model(images: np.ndarray) -> np.ndarray:
@@ -136,7 +136,8 @@ def observation_to_model(obs: Any, obs_type: str) -> Any:
     """One env observation (or a stack of them) -> the format :class:`SequenceDataset` yields.
 
     ``state``/``keypoints``: float32 array (..., D). ``pixels``: ``{"image": (..., 3, H, W)}``.
-    ``pixels_agent_pos``: ``{"image": (..., 3, H, W), "agent_pos": (..., 2)}``. Images are float32
+    ``pixels_agent_pos``: ``{"image": (..., 3, H, W), "agent_pos": (..., 2)}``. ``two-cameras``:
+    ``{"image": top, "wrist_image": wrist, "agent_pos": (..., 2)}``. Images are float32
     in [0, 1]. Used by :func:`dplearn.evaluation.evaluate` so that a policy sees the same format in
     training and in rollouts.
     """
@@ -147,8 +148,11 @@ def observation_to_model(obs: Any, obs_type: str) -> Any:
     if obs_type == "pixels":
         image = obs["pixels"] if isinstance(obs, dict) else obs
         return {"image": image_to_model(image)}
-    return {"image": image_to_model(obs["pixels"]),
-            "agent_pos": np.asarray(obs["agent_pos"], dtype=np.float32)}
+    out = {"image": image_to_model(obs["pixels"])}
+    if obs_type == "two-cameras":
+        out["wrist_image"] = image_to_model(obs["wrist_pixels"])
+    out["agent_pos"] = np.asarray(obs["agent_pos"], dtype=np.float32)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,8 +172,10 @@ class SequenceDataset(torch.utils.data.Dataset):
     action_horizon : int
         T_a, how many of the predicted actions are executed (1 <= T_a <= T_p - T_o + 1).
     obs_type : str
-        ``"state"`` (5 numbers), ``"keypoints"`` (block keypoints and agent position), ``"pixels"``
-        or ``"pixels_agent_pos"`` (images rendered from the stored states on first use, cached).
+        ``"state"`` (5 numbers), ``"keypoints"`` (block keypoints and agent position), ``"pixels"``,
+        ``"pixels_agent_pos"`` or ``"two-cameras"`` (images rendered from the stored states on first
+        use, cached in memory; training renders them all at once instead, see
+        :func:`dplearn.data.frames.demo_frames`).
     episodes : sequence of int, optional
         Which episodes to use (e.g. the train half of :func:`split_episodes`); all by default.
     render_size : int
@@ -182,7 +188,8 @@ class SequenceDataset(torch.utils.data.Dataset):
     =========================  ======================  ===========================================
     ``obs`` (state/keypoints)  (T_o, D)                the observation history
     ``obs`` (pixels...)        dict ``image``          (T_o, 3, H, W) in [0, 1], and ``agent_pos``
-                                                       (T_o, 2) for ``pixels_agent_pos``
+                                                       (T_o, 2) for ``pixels_agent_pos``;
+                                                       ``two-cameras`` adds ``wrist_image``
     ``action``                 (T_p, 2)                the action chunk (target positions)
     =========================  ======================  ===========================================
 
@@ -235,8 +242,8 @@ class SequenceDataset(torch.utils.data.Dataset):
         # flat indices of the frames this dataset uses (for normalisers and caches)
         self.frames = np.unique(self.indices)
         self._vector_obs: np.ndarray | None = None
-        self._images: np.ndarray | None = None
-        self._rendered: np.ndarray | None = None
+        self._images: dict[str, np.ndarray] = {}
+        self._rendered: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
@@ -251,24 +258,34 @@ class SequenceDataset(torch.utils.data.Dataset):
                 self._vector_obs = self.demos.state.astype(np.float32)
         return self._vector_obs
 
-    def images(self, flat_indices: np.ndarray) -> np.ndarray:
-        """(len, H, W, 3) uint8 renders of the given flat frames, rendered once and cached."""
-        if self._images is None:
+    def images(self, flat_indices: np.ndarray, camera: str = "top") -> np.ndarray:
+        """(len, H, W, 3) uint8 renders of the given flat frames by ``camera`` (``"top"`` or
+        ``"wrist"``), rendered once and cached."""
+        if camera not in self._images:
             n = self.demos.n_steps
-            self._images = np.zeros((n, self.render_size, self.render_size, 3), dtype=np.uint8)
-            self._rendered = np.zeros(n, dtype=bool)
+            self._images[camera] = np.zeros((n, self.render_size, self.render_size, 3), dtype=np.uint8)
+            self._rendered[camera] = np.zeros(n, dtype=bool)
+        images, rendered = self._images[camera], self._rendered[camera]
         flat_indices = np.asarray(flat_indices)
-        todo = np.unique(flat_indices[~self._rendered[flat_indices]])
+        todo = np.unique(flat_indices[~rendered[flat_indices]])
         if todo.size:
-            self._images[todo] = _render_states(self.demos.state[todo], self.render_size)
-            self._rendered[todo] = True
-        return self._images[flat_indices]
+            images[todo] = _render_states(self.demos.state[todo], self.render_size, camera)
+            rendered[todo] = True
+        return images[flat_indices]
+
+    @property
+    def obs_frames(self) -> np.ndarray:
+        """(M, T_o) int64: the flat frame index of each observation of each window (the first T_o
+        columns of :attr:`indices`)."""
+        return self.indices[:, :self.obs_horizon]
 
     def _obs(self, frames: np.ndarray) -> Any:
         if self.obs_type in ("state", "keypoints"):
             return torch.from_numpy(self.vector_obs()[frames])
         out = {"image": torch.from_numpy(image_to_model(self.images(frames)))}
-        if self.obs_type == "pixels_agent_pos":
+        if self.obs_type == "two-cameras":
+            out["wrist_image"] = torch.from_numpy(image_to_model(self.images(frames, "wrist")))
+        if self.obs_type in ("pixels_agent_pos", "two-cameras"):
             out["agent_pos"] = torch.from_numpy(self.demos.state[frames, :2].astype(np.float32))
         return out
 
@@ -284,11 +301,11 @@ class SequenceDataset(torch.utils.data.Dataset):
     # ---- normalisation -------------------------------------------------------------------------
     def get_normalizer(self) -> dict[str, Normalizer]:
         """Min-max normalisers fitted on this dataset's frames: ``action``, and ``obs`` (state /
-        keypoints) or ``agent_pos`` (pixels_agent_pos). Images are already in [0, 1]."""
+        keypoints) or ``agent_pos`` (pixels_agent_pos, two-cameras). Images are already in [0, 1]."""
         out = {"action": Normalizer.fit(self.demos.action[self.frames])}
         if self.obs_type in ("state", "keypoints"):
             out["obs"] = Normalizer.fit(self.vector_obs()[self.frames])
-        elif self.obs_type == "pixels_agent_pos":
+        elif self.obs_type in ("pixels_agent_pos", "two-cameras"):
             out["agent_pos"] = Normalizer.fit(self.demos.state[self.frames, :2])
         return out
 

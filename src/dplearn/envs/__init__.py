@@ -22,7 +22,7 @@ from dplearn.envs.geometry import (
     t_polygons,
 )
 from dplearn.envs.pusht import PushTEnv, benchmark_start
-from dplearn.envs.render import render_state, render_states
+from dplearn.envs.render import CAMERAS, render_cameras, render_state, render_states, render_wrist
 
 __all__ = [
     "PushTEnv",
@@ -33,6 +33,9 @@ __all__ = [
     "t_keypoints",
     "render_state",
     "render_states",
+    "render_wrist",
+    "render_cameras",
+    "CAMERAS",
     "T_KEYPOINTS",
     "t_keypoints_batch",
     "benchmark_start",

@@ -33,8 +33,16 @@ Observations (``obs_type``):
   (:data:`~dplearn.envs.geometry.T_KEYPOINTS`, chosen by farthest-point sampling over the T) in
   world coordinates, then the agent position: shape (20,), ``[x_1, y_1, ..., x_9, y_9, agent x,
   agent y]``;
-- ``"pixels"``: a top-down 96 × 96 × 3 uint8 image (:func:`~dplearn.envs.render.render_state`);
-- ``"pixels_agent_pos"``: ``{"pixels": image, "agent_pos": (x, y)}``.
+- ``"pixels"``: a top-down 96 × 96 × 3 uint8 image (:func:`~dplearn.envs.render.render_state`), the
+  benchmark's image observation: the whole workspace at 5.3 units per pixel — walls, goal T, block
+  and pusher;
+- ``"pixels_agent_pos"``: ``{"pixels": image, "agent_pos": (x, y)}``;
+- ``"two-cameras"`` (chapter 9): ``{"pixels": top image, "wrist_pixels": wrist image, "agent_pos":
+  (x, y)}``. The second camera (:func:`~dplearn.envs.render.render_wrist`) travels with the pusher:
+  a 96 × 96 × 3 uint8 picture of the 128 × 128-unit square around it (4× the top view's
+  resolution, 1.33 units per pixel), pusher at the centre, not rotating — what a camera on the
+  robot's wrist would see of the contact between pusher and block; the top camera sees the whole
+  scene coarsely.
 
 Physics follows the reference implementation step for step: the same bodies, shapes, constants
 and solver, and Chipmunk's default bounding-box-tree broad phase, so that the same start and the
@@ -68,6 +76,7 @@ from dplearn.envs.geometry import (
 __all__ = [
     "PushTEnv",
     "OBS_TYPES",
+    "IMAGE_OBS_TYPES",
     "WORKSPACE_SIZE",
     "WALLS",
     "WALL_RADIUS",
@@ -84,7 +93,9 @@ __all__ = [
     "benchmark_start",
 ]
 
-OBS_TYPES = ("state", "keypoints", "pixels", "pixels_agent_pos")
+OBS_TYPES = ("state", "keypoints", "pixels", "pixels_agent_pos", "two-cameras")
+#: Observation types that hold images.
+IMAGE_OBS_TYPES = ("pixels", "pixels_agent_pos", "two-cameras")
 START_DISTRIBUTIONS = ("benchmark", "uniform")
 RESET_OPTIONS = ("reset_to_state",)
 
@@ -137,12 +148,13 @@ class PushTEnv(gym.Env):
     """The Push-T environment (gymnasium API). Introduced in chapter 5.
 
     Args:
-        obs_type: ``"state"`` (5,), ``"keypoints"`` (20,), ``"pixels"`` (96, 96, 3) uint8 or
-            ``"pixels_agent_pos"`` (dict); see the module docstring.
+        obs_type: ``"state"`` (5,), ``"keypoints"`` (20,), ``"pixels"`` (96, 96, 3) uint8,
+            ``"pixels_agent_pos"`` (dict) or ``"two-cameras"`` (dict: top and wrist images and the
+            pusher's position); see the module docstring.
         render_mode: ``None`` or ``"rgb_array"``; :meth:`render` then returns a
             ``(render_size, render_size, 3)`` uint8 image with the last action marked by a cross.
         render_size: side of the image returned by :meth:`render`, in pixels.
-        obs_size: side of the image observation, in pixels (96 in the benchmark).
+        obs_size: side of the image observations, in pixels (96 in the benchmark), both cameras.
         start: how :meth:`reset` draws a start when no state is given. ``"benchmark"``
             (default): the legacy ``np.random.RandomState(seed)`` draw of Diffusion Policy's env
             (see the module docstring), so seeds name the benchmark's starts.
@@ -206,8 +218,11 @@ class PushTEnv(gym.Env):
             self.observation_space = spaces.Box(low=low, high=high, dtype=np.float64)
         elif obs_type == "pixels":
             self.observation_space = image_box
-        else:
+        elif obs_type == "pixels_agent_pos":
             self.observation_space = spaces.Dict({"pixels": image_box, "agent_pos": agent_box})
+        else:
+            self.observation_space = spaces.Dict(
+                {"pixels": image_box, "wrist_pixels": image_box, "agent_pos": agent_box})
 
         self._space: pymunk.Space | None = None
         self._n_contact_points = 0
@@ -405,12 +420,16 @@ class PushTEnv(gym.Env):
         if self.obs_type == "keypoints":
             ax, ay = self._agent.position
             return np.r_[t_keypoints(self._block_pose()).ravel(), ax, ay].astype(np.float64)
-        from dplearn.envs.render import render_state
+        from dplearn.envs.render import render_cameras
 
-        pixels = render_state(self._state_vector(), size=self.obs_size, goal_pose=self.goal_pose)
+        state = self._state_vector()
         if self.obs_type == "pixels":
-            return pixels
-        return {"pixels": pixels, "agent_pos": np.array(self._agent.position, dtype=np.float64)}
+            return render_cameras(state, ("top",), self.obs_size, self._goal)[0]
+        agent_pos = np.array(self._agent.position, dtype=np.float64)
+        if self.obs_type == "pixels_agent_pos":
+            return {"pixels": render_cameras(state, ("top",), self.obs_size, self._goal)[0], "agent_pos": agent_pos}
+        top, wrist = render_cameras(state, ("top", "wrist"), self.obs_size, self._goal)
+        return {"pixels": top, "wrist_pixels": wrist, "agent_pos": agent_pos}
 
     def _get_info(self, cov: float) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ import numpy as np
 
 from dplearn.divergence import kl_categorical, kl_gaussian
 from dplearn.exercises.checking import (
+    MultipleChoice,
     NotAttempted,
     Result,
     as_numpy,
@@ -151,8 +152,17 @@ def check_kl_gaussian(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarr
 # ---------------------------------------------------------------------------------------------
 # Conceptual exercises
 # ---------------------------------------------------------------------------------------------
-_FORWARD = {"forward", "kl(p||q)", "kl(p‖q)", "a"}
-_REVERSE = {"reverse", "kl(q||p)", "kl(q‖p)", "b"}
+# Options "forward" (KL(p‖q), option A) and "reverse" (KL(q‖p), option B); the key is a salted hash.
+_MODE_SEEKING = MultipleChoice(
+    question="ch01.mode-seeking",
+    options=("forward", "reverse"),
+    aliases={"a": "forward", "kl(p||q)": "forward", "kl(p‖q)": "forward", "forwardkl": "forward",
+             "b": "reverse", "kl(q||p)": "reverse", "kl(q‖p)": "reverse", "reversekl": "reverse"},
+    key="a3b94104edba3beb",
+    hints={"231772cb54b9f40d": "Ask which objective is infinite when q puts mass where p has almost "
+                               "none, and which when q misses mass that p has."},
+    correct="Correct! Now give the reason in one sentence: where can each objective become infinite?",
+)
 
 
 @checker("mode seeking")
@@ -161,19 +171,7 @@ def check_mode_seeking(answer: Any) -> Result:
 
     ``answer`` is ``"forward"`` (KL(p‖q), option A) or ``"reverse"`` (KL(q‖p), option B).
     """
-    if answer is None or answer is Ellipsis:
-        raise NotAttempted
-    if not isinstance(answer, str):
-        return failed(f"answer must be a string, got {type(answer).__name__}",
-                      'Write "forward" or "reverse".')
-    key = answer.strip().lower().replace(" kl", "").replace(" ", "")
-    if key in _REVERSE:
-        return passed("Correct! Reverse KL(q‖p) is mode seeking.")
-    if key in _FORWARD:
-        return failed("Not this one.",
-                      "Ask which objective is infinite when q puts mass where p has almost none, "
-                      "and which when q misses mass that p has.")
-    return failed(f"unrecognised answer {answer!r}", 'Write "forward" or "reverse".')
+    return _MODE_SEEKING.check(answer)
 
 
 # The exercise: predict KL(N(0, 1) ‖ N(1, 4)) in nats, before computing it.

@@ -17,6 +17,7 @@ import torch
 from dplearn.diffusion import NoiseSchedule, q_sample
 from dplearn.divergence import kl_gaussian
 from dplearn.exercises.checking import (
+    MultipleChoice,
     NotAttempted,
     Result,
     as_numpy,
@@ -187,23 +188,23 @@ def check_snr_one(fraction: Any) -> Result:
 # ---------------------------------------------------------------------------------------------
 # Exercise: why must alphas_cumprod_T be nearly zero?
 # ---------------------------------------------------------------------------------------------
-_WHY_HINTS = {
-    "a": "The amount the network must learn does not depend on ᾱ_T; think about where sampling starts.",
-    "c": "The forward process is never inverted exactly; sampling *learns* a reverse process.",
-    "d": "Training cost per step is the same whatever ᾱ_T is; think about where sampling starts.",
-}
+_WHY = MultipleChoice(
+    question="ch02.why",
+    options=("a", "b", "c", "d"),
+    key="366844c8f77b01c7",
+    hints={
+        "6e6da0bd2fa83806": "The amount the network must learn does not depend on ᾱ_T; think about where "
+                            "sampling starts.",
+        "ed33bfce0650e3fd": "The forward process is never inverted exactly; sampling *learns* a reverse "
+                            "process.",
+        "a4ee3ccfd99260b6": "Training cost per step is the same whatever ᾱ_T is; think about where sampling "
+                            "starts.",
+    },
+    correct="Correct! Chapter 3 turns this into a number: the term L_T of the bound.",
+)
 
 
 @checker("why ᾱ_T must be nearly zero")
 def check_why_alphas_cumprod_vanishes(answer: Any) -> Result:
     """Multiple choice (``"a"`` … ``"d"``): why a schedule must end with ᾱ_T ≈ 0."""
-    if answer is None or answer is Ellipsis:
-        raise NotAttempted
-    if not isinstance(answer, str):
-        return failed(f"answer must be a letter, got {type(answer).__name__}", 'Write "a", "b", "c" or "d".')
-    key = answer.strip().lower().strip("()").strip()
-    if key == "b":
-        return passed("Correct! Sampling starts from N(0, I), which must be what x_T looks like.")
-    if key in _WHY_HINTS:
-        return failed("Not this one.", _WHY_HINTS[key])
-    return failed(f"unrecognised answer {answer!r}", 'Write "a", "b", "c" or "d".')
+    return _WHY.check(answer)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from dplearn.exercises.checking import (
+    MultipleChoice,
     NotAttempted,
     Result,
     as_numpy,
@@ -114,27 +115,29 @@ ETA_CHOICES = {
     "b": "With η = 0 the sampler is deterministic because the network is evaluated only once; η = 1 "
          "gives σ_t² = β_t, the other DDPM variance.",
     "c": "With η = 0 the output is deterministic only for a linear network; η = 1 returns pure noise.",
-    "d": "Neither is deterministic, since x_T is random; η = 1 gives the probability-flow ODE.",
+    "d": "Neither is deterministic, since x_T is random; η = 1 makes every step ignore the network's "
+         "noise prediction.",
 }
 
-_ETA_HINTS = {
-    "b": "The network is called at every step whatever η is. Set η = 1 in σ_t(η) and compare with β̃_t.",
-    "c": "Look at the update: with σ = 0, which term could inject randomness?",
-    "d": "'Deterministic' here means: the same x_T always gives the same x_0. Which η has no noise term?",
-}
+_ETA = MultipleChoice(
+    question="ch04.eta",
+    options=tuple(ETA_CHOICES),
+    key="390fc3aa05be77cd",
+    hints={
+        "04e8826a3e7091cc": "The network is called at every step whatever η is. Set η = 1 in σ_t(η) and "
+                            "compare with β̃_t.",
+        "1a537c9af98a2e63": "Look at the update: with σ = 0, which term could inject randomness?",
+        "ce7d5e4f125a2d4b": "'Deterministic' here means: the same x_T always gives the same x_0. Which η has "
+                            "no noise term?",
+    },
+    correct="Correct! Check the η = 1 half numerically: σ_t(1)² against β̃_t on any schedule.",
+)
 
 
 @checker("what η does")
 def check_eta(answer: Any) -> Result:
     """Check the choice (``"a"``–``"d"``) about η = 0 and η = 1."""
-    if answer is None or answer is Ellipsis or (isinstance(answer, str) and not answer.strip()):
-        raise NotAttempted
-    choice = str(answer).strip().lower().strip("()")
-    if choice not in ETA_CHOICES:
-        return failed(f"{answer!r} is not one of the choices", f"Answer with one of {', '.join(ETA_CHOICES)}.")
-    if choice == "a":
-        return passed("Correct: σ_t(0) = 0 removes every noise term, and σ_t(1)² = β̃_t when the steps are consecutive.")
-    return failed("Not this one.", _ETA_HINTS[choice])
+    return _ETA.check(answer)
 
 
 @checker("random numbers drawn by DDIM")

@@ -120,7 +120,8 @@ def check_gmm_log_likelihood(fn: Callable[[np.ndarray, np.ndarray, np.ndarray, n
     if out.shape != (B,) or not np.all(np.isfinite(out)):
         return failed("far from the means your function returns -inf or nan",
                       "Work with log-densities and combine them with a log-sum-exp "
-                      "(scipy.special.logsumexp or torch.logsumexp).")
+                      "(in NumPy: subtract the largest term before exponentiating; "
+                      "or torch.logsumexp).")
     if not close(out, expected, rtol=1e-6, atol=1e-6):
         return failed("wrong values far from the means", "Subtract the largest log-term before exponentiating.")
     return passed("Correct, and numerically stable.")

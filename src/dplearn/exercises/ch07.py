@@ -6,7 +6,6 @@ Each checker tests the reader's function against a reference on fresh random inp
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ import torch
 from dplearn.exercises.checking import Result, as_numpy, call, checker, close, failed, passed
 from dplearn.policies.ibc import info_nce
 
-__all__ = ["check_info_nce", "check_dfo_iteration", "check_counter_example_fraction"]
+__all__ = ["check_info_nce_proposal", "check_dfo_iteration", "check_gaussian_near_fraction"]
 
 
 def _quiet(fn: Callable[..., Any], *args: Any) -> Any:
@@ -27,35 +26,57 @@ def _quiet(fn: Callable[..., Any], *args: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercise: InfoNCE
+# Exercise: InfoNCE with counter-examples from another proposal
 # ---------------------------------------------------------------------------------------------
-@checker("the InfoNCE loss")
-def check_info_nce(fn: Callable[[torch.Tensor, torch.Tensor], Any]) -> Result:
-    """Check ``fn(energy_pos (B,), energy_neg (B, N))`` = mean_b −log softmax(−[E⁺, E⁻])_0 (a scalar)."""
+def _info_nce_proposal(e_pos, e_neg, r_pos, r_neg, pos=True, neg=True, sign=-1.0):
+    """Reference: mean_b −log softmax(−[E⁺, E⁻] − [log r⁺, log r⁻])_0; slips for the hints."""
+    lp = r_pos if pos else torch.zeros_like(r_pos)
+    ln = r_neg if neg else torch.zeros_like(r_neg)
+    logits = -torch.cat([e_pos[:, None], e_neg], 1) + sign * torch.cat([lp[:, None], ln], 1)
+    return (torch.logsumexp(logits, 1) - logits[:, 0]).mean().item()
+
+
+@checker("InfoNCE with a proposal")
+def check_info_nce_proposal(fn: Callable[..., Any]) -> Result:
+    """Check ``fn(energy_pos (B,), energy_neg (B, N), log_r_pos (B,), log_r_neg (B, N))``: the batch
+    mean of −log softmax of the logits −E − log r, the positive at index 0 (a scalar)."""
     rng = np.random.default_rng()
     B, N = int(rng.integers(3, 9)), int(rng.integers(4, 33))
-    e_pos = torch.as_tensor(rng.normal(size=B) * 2)
-    e_neg = torch.as_tensor(rng.normal(size=(B, N)) * 2)
-    out = as_numpy(_quiet(fn, e_pos.clone(), e_neg.clone()))
-    expected = info_nce(e_pos, e_neg).item()
+    e_pos, e_neg = torch.as_tensor(rng.normal(size=B) * 2), torch.as_tensor(rng.normal(size=(B, N)) * 2)
+    r_pos, r_neg = torch.as_tensor(rng.normal(size=B)), torch.as_tensor(rng.normal(size=(B, N)))
+    args = (e_pos, e_neg, r_pos, r_neg)
+    out = as_numpy(_quiet(fn, *(a.clone() for a in args)))
+    expected = _info_nce_proposal(*args)
     if out.shape != ():
         return failed(f"your function returned shape {out.shape}; expected a scalar", "Average over the batch.")
     if not close(out, expected, rtol=1e-6):
-        if close(out, info_nce(-e_pos, -e_neg).item(), rtol=1e-6):
-            return failed("the sign of the energies is flipped", "Low energy means likely: the logits are −E.")
+        slips = [
+            (dict(pos=False, neg=False), "the proposal is ignored: this is the uniform loss",
+             "Every candidate's e^{−E} must be divided by r at that candidate, as in the estimate of Z."),
+            (dict(pos=False), "only the counter-examples are corrected",
+             "The positive is one of the N + 1 candidates: correct its logit the same way."),
+            (dict(sign=1.0), "the correction has the wrong sign",
+             "Dividing e^{−E} by r(a) subtracts log r(a) from the logit −E."),
+        ]
+        for kwargs, message, hint in slips:
+            if close(out, _info_nce_proposal(*args, **kwargs), rtol=1e-6):
+                return failed(message, hint)
         if close(out, B * expected, rtol=1e-6):
             return failed("your loss is summed over the batch", "Take the mean over the batch.")
-        if close(out, -expected, rtol=1e-6):
-            return failed("your loss has the wrong sign", "It is a negative log-probability, so it is ≥ 0.")
-        return failed("wrong value", "Cross-entropy of the logits −[E⁺, E⁻_1, …, E⁻_N] with the positive (index 0) "
-                      "as the label.")
-    big_pos, big_neg = e_pos * 200, e_neg * 200
-    big_pos[0], big_neg[-1, 0] = 900.0, -900.0  # exp(-900) underflows and exp(900) overflows in float64
-    out = as_numpy(_quiet(fn, big_pos.clone(), big_neg.clone()))
-    if out.shape != () or not np.isfinite(out) or not close(out, info_nce(big_pos, big_neg).item(), rtol=1e-6):
+        return failed("wrong value", "A cross-entropy over the N + 1 candidates, with logits −E − log r and "
+                      "the positive (index 0) as the label.")
+    flat_pos, flat_neg = torch.full((B,), -1.7, dtype=torch.float64), torch.full((B, N), -1.7, dtype=torch.float64)
+    uniform = as_numpy(_quiet(fn, e_pos.clone(), e_neg.clone(), flat_pos, flat_neg))
+    if not close(uniform, info_nce(e_pos, e_neg).item(), rtol=1e-6):
+        return failed("with a uniform proposal (log r constant) the loss is not the chapter's InfoNCE",
+                      "A constant log r shifts every logit equally, so it must cancel in the softmax.")
+    big = [a * 200 for a in args]
+    big[0][0], big[1][-1, 0] = 900.0, -900.0  # exp(-900) underflows and exp(900) overflows in float64
+    out = as_numpy(_quiet(fn, *(a.clone() for a in big)))
+    if out.shape != () or not np.isfinite(out) or not close(out, _info_nce_proposal(*big), rtol=1e-6):
         return failed("for large energies your loss is inf, nan or wrong",
                       "Use a log-sum-exp (torch.logsumexp or F.cross_entropy) instead of exp then log.")
-    return passed("Correct, and numerically stable.")
+    return passed("Correct: the loss now estimates −log p(a|o) up to a constant whatever the proposal.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,23 +134,44 @@ def check_dfo_iteration(fn: Callable[[Callable, torch.Tensor, float, torch.Gener
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercise: how many counter-examples land near the positive
+# Exercise: how many Gaussian counter-examples land near the positive
 # ---------------------------------------------------------------------------------------------
-@checker("the fraction of useful counter-examples")
-def check_counter_example_fraction(fn: Callable[[int, float], Any]) -> Result:
-    """Check ``fn(dim, radius)`` = P(|u − a| < r) for u uniform in [−1, 1]^dim and a at the centre: the
-    volume of a ``dim``-ball of radius r over 2^dim (for r ≤ 1)."""
+def _gauss_near(dim: int, r: float, sigma: float, scale: float = 2.0, squared: bool = True,
+                upper: bool = False) -> float:
+    """Reference P(‖u − a‖ < r), u ~ N(a, σ² I): the χ²_dim CDF at (r/σ)², i.e.
+    gammainc(dim/2, r²/(2σ²)); slips for the hints."""
+    x = (r / sigma) ** 2 / scale if squared else r / sigma
+    a, x = torch.tensor(dim / 2, dtype=torch.float64), torch.tensor(x, dtype=torch.float64)
+    return float(torch.special.gammaincc(a, x) if upper else torch.special.gammainc(a, x))
+
+
+@checker("the fraction of useful Gaussian counter-examples")
+def check_gaussian_near_fraction(fn: Callable[[int, float, float], Any]) -> Result:
+    """Check ``fn(dim, radius, sigma)`` = P(‖u − a‖ < radius) for u ~ N(a, σ² I) in ``dim`` dimensions."""
     rng = np.random.default_rng()
-    cases = [(1, 0.3), (2, 0.5), (int(rng.integers(3, 12)), float(rng.uniform(0.2, 1.0))), (16, 0.5)]
-    for dim, r in cases:
-        out = as_numpy(_quiet(fn, dim, r))
-        expected = math.pi ** (dim / 2) / math.gamma(dim / 2 + 1) * r**dim / 2**dim
+    cases = [(1, 0.3, 0.5), (2, 0.5, 0.4), (int(rng.integers(3, 12)) | 1, float(rng.uniform(0.2, 1.0)),
+             float(rng.uniform(0.1, 0.5))), (16, 0.1, 0.03), (16, 0.1, 0.05)]
+    for dim, r, sigma in cases:
+        out = as_numpy(_quiet(fn, dim, r, sigma))
+        expected = _gauss_near(dim, r, sigma)
         if out.shape != ():
-            return failed(f"your function returned shape {out.shape}; expected a number")
-        if not close(out, expected, rtol=1e-4, atol=0):
-            if dim >= 3 and abs(float(out) - expected) < 0.1 * expected + 3e-3:
-                return failed(f"close but not exact for dim={dim} (a Monte Carlo estimate?)",
-                              "Use the closed form: the volume of a d-ball is π^(d/2) r^d / Γ(d/2 + 1).")
-            return failed(f"wrong value for dim={dim}, radius={r:.3g}",
-                          "The box [−1, 1]^d has volume 2^d; the ball of radius r has π^(d/2) r^d / Γ(d/2 + 1).")
-    return passed("Correct: the useful fraction shrinks exponentially with the dimension.")
+            return failed(f"your function returned shape {out.shape}; expected a number",
+                          "Return one probability for the given dim, radius and sigma.")
+        if close(out, expected, rtol=1e-4, atol=0.0):
+            continue
+        slips = [(dict(scale=1.0), "the factor 1/2 is missing",
+                  "‖u − a‖²/σ² is χ² with dim degrees of freedom, whose CDF at x is gammainc(dim/2, x/2)."),
+                 (dict(squared=False), "the radius is not squared",
+                  "The event ‖u − a‖ < r is ‖u − a‖²/σ² < (r/σ)²: a χ² variable against (r/σ)²."),
+                 (dict(upper=True), "you computed the fraction that lands farther than the radius",
+                  "That is the upper incomplete gamma (gammaincc); the question asks for within.")]
+        for kwargs, message, hint in slips:
+            if close(out, _gauss_near(dim, r, sigma, **kwargs), rtol=1e-4, atol=0.0):
+                return failed(f"{message} (dim={dim})", hint)
+        if abs(float(out) - expected) < 0.1 * expected + 3e-3:
+            return failed(f"close but not exact for dim={dim} (a Monte Carlo estimate?)",
+                          "Use the χ² distribution of ‖u − a‖²/σ²: torch.special.gammainc(dim/2, r²/(2σ²)).")
+        return failed(f"wrong value for dim={dim}",
+                      "‖u − a‖²/σ² is a sum of dim squared standard normals: a χ² variable with dim degrees "
+                      "of freedom.")
+    return passed("Correct: in many dimensions a Gaussian's mass sits on a shell of radius σ√dim.")

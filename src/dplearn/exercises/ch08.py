@@ -231,10 +231,10 @@ def _gaussian_eps(abar: list[float], mu: torch.Tensor, var: float) -> Callable:
 def check_ddim_sampling(ddim_sample: Callable[..., Any]) -> Result:
     """Check ``ddim_sample(eps_fn, shape, num_steps, alphas_cumprod, generator)`` → samples of ``shape``:
     deterministic DDIM (η = 0) from ``x = torch.randn(shape, generator=generator)`` over the leading
-    timesteps ``k * (T // num_steps)``, k = num_steps-1, ..., 0, with x̂0 clipped to [-1, 1] and ε
+    timesteps ``j * (K // num_steps)``, j = num_steps-1, ..., 0, with x̂0 clipped to [-1, 1] and ε
     recomputed from it, and ᾱ_prev = 1 at the last step.
 
-    ``alphas_cumprod`` is a float64 tensor (T,); ``eps_fn(x, t)`` takes x of ``shape`` and an int index t.
+    ``alphas_cumprod`` is a float64 tensor (K,); ``eps_fn(x, k)`` takes x of ``shape`` and the step indices k.
     """
     rng = np.random.default_rng()
     schedule = NoiseSchedule.cosine(100)
@@ -261,7 +261,7 @@ def check_ddim_sampling(ddim_sample: Callable[..., Any]) -> Result:
                           "nothing else is random.")
         x_T = torch.randn(shape, generator=_seeded(seed))
         leading = DDIMSampler(schedule, num_steps).timesteps.tolist()
-        spacing = "Use leading spacing: the timesteps are multiples of T // num_steps, counting down."
+        spacing = "Use leading spacing: the timesteps are multiples of K // num_steps, counting down."
         last = "After the last timestep comes the clean sample: ᾱ_prev = 1 there."
         for ts, kwargs, what, hint in [
             (DDIMSampler(schedule, num_steps, spacing="linspace").timesteps.tolist(), {},

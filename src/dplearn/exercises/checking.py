@@ -1,10 +1,13 @@
-"""The machinery every exercise checker shares: results, safe calls and comparisons."""
+"""The machinery every exercise checker shares: results, safe calls, comparisons, and multiple
+choice with the answer key stored as salted hashes (:class:`MultipleChoice`)."""
 
 from __future__ import annotations
 
+import hashlib
 import html
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -115,3 +118,64 @@ def checker(what: str):
         return inner
 
     return wrap
+
+
+# ---------------------------------------------------------------------------------------------
+# Multiple choice: the key is a salted hash, so reading the checker's source does not answer it
+# ---------------------------------------------------------------------------------------------
+def choice_digest(question: str, option: str) -> str:
+    """The salted hash that stands for ``option`` of ``question`` in a checker's source.
+
+    SHA-256 of ``"dplearn/<question>/<option>"``, first 16 hex digits. The salt (the question's
+    name) makes the same letter hash differently in every question. To write a key or a hint:
+    ``python -c "from dplearn.exercises.checking import choice_digest as d; print(d('ch03.small-beta', 'b'))"``.
+    """
+    return hashlib.sha256(f"dplearn/{question}/{option}".encode()).hexdigest()[:16]
+
+
+def normalise_choice(answer: str) -> str:
+    """Lower case without spaces; a bracketed letter loses its brackets: ``" (B) "`` → ``"b"``."""
+    text = answer.strip().lower().replace(" ", "")
+    letter = re.fullmatch(r"\(?([a-z])\)?\.?", text)
+    return letter[1] if letter else text
+
+
+@dataclass(frozen=True)
+class MultipleChoice:
+    """A multiple-choice question whose answer key is not readable in the source.
+
+    ``options`` are the accepted answers (after :func:`normalise_choice`, then ``aliases``, which map
+    other spellings such as ``"kl(p||q)"`` to an option); ``key`` is :func:`choice_digest` of the
+    right option; ``hints`` maps the digest of a wrong option to its hint; ``correct`` is the message
+    for the right answer (it explains, without restating the option).
+    """
+
+    question: str
+    options: tuple[str, ...]
+    key: str
+    hints: dict[str, str]
+    correct: str = "Correct!"
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        digests = {choice_digest(self.question, o): o for o in self.options}
+        assert self.key in digests, f"{self.question}: the key is not the digest of an option"
+        assert set(self.hints) <= set(digests) - {self.key}, f"{self.question}: a hint for no wrong option"
+
+    def check(self, answer: Any) -> Result:
+        """✓ for the right option, ✗ with the option's hint for a wrong one; a stub raises
+        :class:`NotAttempted`."""
+        if answer is None or answer is Ellipsis or (isinstance(answer, str) and not answer.strip()):
+            raise NotAttempted
+        quoted = [f'"{o}"' for o in self.options]
+        listed = " or ".join([", ".join(quoted[:-1]), quoted[-1]]) if len(quoted) > 1 else quoted[0]
+        if not isinstance(answer, str):
+            return failed(f"answer must be a string, got {type(answer).__name__}", f"Write one of {listed}.")
+        choice = normalise_choice(answer)
+        choice = self.aliases.get(choice, choice)
+        if choice not in self.options:
+            return failed(f"{answer!r} is not one of the choices", f"Answer with one of {listed}.")
+        digest = choice_digest(self.question, choice)
+        if digest == self.key:
+            return passed(self.correct)
+        return failed("Not this one.", self.hints.get(digest, "Read the question once more."))

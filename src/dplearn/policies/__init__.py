@@ -13,12 +13,18 @@ mixture       Gaussian mixture (MDN), maximum likelihood        6
 lstm-gmm      LSTM over the history, GMM head (BC-RNN)          6
 ibc           energy, InfoNCE, derivative-free inference        7
 diffusion-cnn DDPM over action chunks, 1-D temporal U-Net, FiLM  8
+diffusion-    the same, with a causal transformer denoiser      10
+transformer
 ============  ===============================================  ==========
 """
 
 from dplearn.policies.base import MLPPolicyConfig, Policy, PolicyConfig
 from dplearn.policies.categorical import CategoricalConfig, CategoricalPolicy
 from dplearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
+from dplearn.policies.diffusion_transformer import (
+    TransformerDiffusionConfig,
+    TransformerDiffusionPolicy,
+)
 from dplearn.policies.ibc import IBCConfig, IBCPolicy
 from dplearn.policies.lstm_gmm import LSTMGMMConfig, LSTMGMMPolicy
 from dplearn.policies.mixture import MixtureConfig, MixturePolicy
@@ -37,7 +43,7 @@ from dplearn.policies.regression import RegressionConfig, RegressionPolicy
 __all__ = [
     "Policy", "PolicyConfig", "MLPPolicyConfig", "POLICIES", "make_policy", "make_config", "load_policy", "policy_class",
     "register_policy", "load_shipped_policy", "shipped_checkpoint_path",
-    "RegressionConfig", "RegressionPolicy", "CategoricalConfig", "CategoricalPolicy",
+    "RegressionConfig", "RegressionPolicy", "TransformerDiffusionConfig", "TransformerDiffusionPolicy", "CategoricalConfig", "CategoricalPolicy",
     "MixtureConfig", "MixturePolicy", "LSTMGMMConfig", "LSTMGMMPolicy", "IBCConfig", "IBCPolicy",
     "DiffusionConfig", "DiffusionPolicy",
 ]

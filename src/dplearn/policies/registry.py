@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 # Importing the policy modules registers their classes (each is decorated with register_policy).
-from dplearn.policies import categorical, diffusion, ibc, lstm_gmm, mixture, regression  # noqa: F401
+from dplearn.policies import (  # noqa: F401
+    categorical,
+    diffusion,
+    diffusion_transformer,
+    ibc,
+    lstm_gmm,
+    mixture,
+    regression,
+)
 from dplearn.policies.base import POLICIES, Policy, PolicyConfig, policy_class, register_policy
 
 __all__ = ["POLICIES", "register_policy", "policy_class", "make_config", "make_policy", "load_policy",
