@@ -35,6 +35,7 @@ SMALL = {"obs_dim": 3, "action_dim": 2, "hidden": 16, "n_layers": 2}
 HORIZONS = {  # (T_o, T_p, T_a) each policy is exercised with
     "regression": (2, 6, 3), "categorical": (2, 4, 2), "mixture": (3, 5, 2),
     "lstm-gmm": (4, 4, 1), "ibc": (2, 3, 2), "diffusion-cnn": (2, 8, 4),
+    "diffusion-transformer": (2, 6, 3),
 }
 
 
@@ -46,6 +47,10 @@ def small_policy(name: str, **extra) -> Policy:
     if name == "diffusion-cnn":  # no MLP: a small U-Net, few diffusion steps, the state observation
         del kw["hidden"], kw["n_layers"]
         kw.update(down_dims=(8, 16), step_embed_dim=8, num_diffusion_steps=10, inference_steps=10,
+                  obs_type="state")
+    if name == "diffusion-transformer":  # a two-layer transformer, few diffusion steps
+        del kw["hidden"], kw["n_layers"]
+        kw.update(n_layer=2, n_head=2, n_emb=16, num_diffusion_steps=10, inference_steps=10,
                   obs_type="state")
     kw.update(extra)
     return make_policy(name, **kw)
@@ -360,7 +365,8 @@ def test_bad_configs_raise_value_errors_naming_the_field(cls, kwargs, field):
 
 
 def test_registry_builds_every_policy_and_rejects_unknown_names():
-    assert set(POLICIES) == {"regression", "categorical", "mixture", "lstm-gmm", "ibc", "diffusion-cnn"}
+    assert set(POLICIES) == {"regression", "categorical", "mixture", "lstm-gmm", "ibc", "diffusion-cnn",
+                             "diffusion-transformer"}
     for name, cls in POLICIES.items():
         policy = make_policy(name)
         assert isinstance(policy, cls) and isinstance(policy.config, PolicyConfig)
