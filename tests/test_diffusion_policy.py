@@ -212,14 +212,20 @@ def test_set_sampler_switches_between_ddpm_and_ddim():
 # ---------------------------------------------------------------------------------------------
 # learning a bimodal task
 # ---------------------------------------------------------------------------------------------
-def test_diffusion_policy_learns_both_modes_where_regression_averages():
-    """Half the demonstrations go left (−0.6), half right (+0.6), whatever the observation: the
-    diffusion policy samples both, and almost never the average in between."""
+def two_mode_demos(n: int = 2048):
+    """(rng, obs (n, 2, 3), action (n, 8, 2)): half the chunks at x = −0.6, half at +0.6, whatever
+    the observation; ``rng`` continues the stream that drew them."""
     rng = np.random.default_rng(0)
-    n = 2048
     obs = rng.uniform(-1, 1, (n, 2, 3)).astype(np.float32)
     side = np.where(rng.random(n) < 0.5, -0.6, 0.6)
     action = np.repeat(np.stack([side, 0.2 * side], -1)[:, None, :], 8, axis=1).astype(np.float32)
+    return rng, obs, action
+
+
+def test_diffusion_policy_learns_both_modes_where_regression_averages():
+    """Half the demonstrations go left (−0.6), half right (+0.6), whatever the observation: the
+    diffusion policy samples both, and almost never the average in between."""
+    rng, obs, action = two_mode_demos()
     torch.manual_seed(0)
     policy = tiny_policy(down_dims=(16, 32), step_embed_dim=16)
     unit = (Normalizer(-np.ones(3), np.ones(3)), Normalizer(-np.ones(2), np.ones(2)))

@@ -13,7 +13,7 @@ from dplearn.nets import TransformerDenoiser
 from dplearn.policies import TransformerDiffusionPolicy, load_policy, make_policy
 from dplearn.policy_training import PUSHT_RECIPES, fit_policy, recipe_for
 from dplearn.training import TrainConfig, _param_groups
-from test_diffusion_policy import cosine_abar
+from test_diffusion_policy import cosine_abar, two_mode_demos
 
 
 def tiny(**kw) -> TransformerDiffusionPolicy:
@@ -87,11 +87,7 @@ def test_it_learns_both_modes():
     one side, both sides about equally, and almost never the average of the two (a chunk near 0).
     (The small network is less precise within a chunk than the U-Net of the CNN policy's test, so
     this checks the commitment, not the precision.)"""
-    rng = np.random.default_rng(0)
-    n = 2048
-    obs = rng.uniform(-1, 1, (n, 2, 3)).astype(np.float32)
-    side = np.where(rng.random(n) < 0.5, -0.6, 0.6)
-    action = np.repeat(np.stack([side, 0.2 * side], -1)[:, None, :], 8, axis=1).astype(np.float32)
+    rng, obs, action = two_mode_demos()
     torch.manual_seed(0)
     unit = (Normalizer(-np.ones(3), np.ones(3)), Normalizer(-np.ones(2), np.ones(2)))
     trained, _ = fit_policy(tiny(), (obs, action), TrainConfig(

@@ -270,6 +270,19 @@ def as_policy(policy: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Rollouts
 # ---------------------------------------------------------------------------------------------
+def _ask(policy: Any, histories: list[deque], obs_type: str, raw: bool,
+         generator: Any) -> np.ndarray:
+    """The policy's action chunks ``(B, n, 2)`` (float64) for the observation ``histories`` of B
+    episodes; a policy returning ``(B, 2)`` gives chunks of one action."""
+    history = _stack_history(histories, obs_type, raw)
+    actions = np.asarray(policy(history) if generator is None else policy(history, generator), dtype=np.float64)
+    if actions.ndim == 2:
+        actions = actions[:, None, :]
+    if actions.ndim != 3 or actions.shape[0] != len(histories) or actions.shape[2] != 2:
+        raise ValueError(f"policy must return actions of shape (B={len(histories)}, n, 2), got {actions.shape}")
+    return actions
+
+
 def _stack_history(histories: list[deque], obs_type: str, raw: bool) -> Any:
     """B deques of T_o raw observations -> the batch the policy takes."""
     if raw:
@@ -439,14 +452,7 @@ def evaluate(
             generator.manual_seed(int(seed))
         while active.any():
             asked = np.flatnonzero(active) if subsets else np.arange(len(seeds))
-            history = _stack_history([histories[b] for b in asked], obs_type, raw)
-            actions = np.asarray(policy(history) if generator is None else policy(history, generator),
-                                 dtype=np.float64)
-            if actions.ndim == 2:
-                actions = actions[:, None, :]
-            if actions.ndim != 3 or actions.shape[0] != len(asked) or actions.shape[2] != 2:
-                raise ValueError(f"policy must return actions of shape (B={len(asked)}, n, 2), "
-                                 f"got {actions.shape}")
+            actions = _ask(policy, [histories[b] for b in asked], obs_type, raw, generator)
             for row, b in enumerate(asked):
                 if not active[b]:
                     continue
@@ -520,14 +526,7 @@ def _evaluate_parallel(pool: Any, policy: Any, n_episodes: int, seed: int, obs_t
                 generator.manual_seed(int(seed))
             while active.any():
                 asked = np.flatnonzero(active) if subsets else np.arange(len(seeds))
-                history = _stack_history([histories[b] for b in asked], obs_type, raw)
-                actions = np.asarray(policy(history) if generator is None else policy(history, generator),
-                                     dtype=np.float64)
-                if actions.ndim == 2:
-                    actions = actions[:, None, :]
-                if actions.ndim != 3 or actions.shape[0] != len(asked) or actions.shape[2] != 2:
-                    raise ValueError(f"policy must return actions of shape (B={len(asked)}, n, 2), "
-                                     f"got {actions.shape}")
+                actions = _ask(policy, [histories[b] for b in asked], obs_type, raw, generator)
                 rows = [(row, int(b)) for row, b in enumerate(asked) if active[b]]
                 replies = pool.step([(b, actions[row], max_steps - len(rewards[b])) for row, b in rows], t_o)
                 for (row, b), (obs_tail, r, c, st, n_taken, finished) in zip(rows, replies, strict=True):
