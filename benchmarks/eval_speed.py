@@ -47,8 +47,8 @@ def cores() -> int:
 
 
 def make(name: str, device: str):
-    from dplearn.evaluation import ExpertPolicy
     from dplearn.policies import load_policy
+    from dplearn.policy_protocol import ExpertPolicy
 
     if name == "expert":
         return ExpertPolicy()

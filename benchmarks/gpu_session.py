@@ -64,6 +64,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,14 +191,16 @@ def gpu_load() -> str | None:
 
 
 def run_jobs(jobs: list[Job], deadline: float, max_procs: int, label: str, report_every: float = 60.0,
-             samples: list | None = None) -> bool:
+             samples: list | None = None, on_tick: Callable[[], None] | None = None,
+             tick_every: float = 5.0) -> bool:
     """Run ``jobs``, at most ``max_procs`` at a time, stopping whatever still runs at ``deadline``;
-    every ``report_every`` seconds print their progress (and append the GPU's load to ``samples``).
+    every ``report_every`` seconds print their progress (and append the GPU's load to ``samples``);
+    ``on_tick()``, when given, is called about every ``tick_every`` seconds while they run.
 
     Returns False when interrupted (Ctrl-C or SIGTERM): the jobs are stopped and the caller records
     what there is."""
     waiting, running = list(jobs), []
-    begun = last_report = time.time()
+    begun = last_report = last_tick = time.time()
     try:
         while waiting or running:
             while waiting and len(running) < max_procs and time.time() < deadline:
@@ -224,7 +227,10 @@ def run_jobs(jobs: list[Job], deadline: float, max_procs: int, label: str, repor
                 if load and samples is not None:
                     samples.append({"seconds": round(time.time() - begun), "nvidia_smi": load})
                     print(f"[{clock()}] {label}: GPU {load}", flush=True)
-            time.sleep(1.0)
+            if on_tick is not None and time.time() - last_tick >= tick_every:
+                last_tick = time.time()
+                on_tick()
+            time.sleep(min(1.0, tick_every))
     except KeyboardInterrupt:
         print(f"[{clock()}] {label}: interrupted, stopping " + ", ".join(j.name for j in running), flush=True)
         for job in running:

@@ -36,5 +36,5 @@ def test_bad_values_are_refused_naming_the_variable(monkeypatch, value):
     with pytest.raises(ValueError, match=f"{THREADS_ENV_VAR} must be a positive integer"):
         torch_threads()
     monkeypatch.delenv(THREADS_ENV_VAR)
-    with pytest.raises(ValueError, match="n must be a positive integer"):
+    with pytest.raises(ValueError, match="n must be an integer >= 1, got 0"):
         set_torch_threads(0)

@@ -73,7 +73,7 @@ def _good_arrays():
     "change, message",
     [
         (lambda a: a.pop("episode_ends"), "missing keys"),
-        (lambda a: a.update(state=a["state"][:, :4]), r"state must have shape \(N, 5\)"),
+        (lambda a: a.update(state=a["state"][:, 0]), r"state must have shape \(N, S\)"),
         (lambda a: a.update(action=a["action"][:-1]), "same length"),
         (lambda a: a.update(state=a["state"].astype(np.float64)), "float32"),
         (lambda a: a.update(episode_ends=np.array([7, 5, 22])), "strictly increasing"),
@@ -90,6 +90,15 @@ def test_load_refuses_corrupt_files(tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
         load_demos(path)
     with pytest.raises(ValueError, match=message):
+        load_pusht_demos(path)
+
+
+def test_state_width_comes_from_the_data_but_push_t_needs_five(tmp_path):
+    arrays = _good_arrays()
+    arrays["state"] = arrays["state"][:, :4]
+    path = _write(tmp_path / "narrow.npz", **arrays)
+    assert load_demos(path).state.shape[1] == 4
+    with pytest.raises(ValueError, match=r"state \(N, 5\)"):
         load_pusht_demos(path)
 
 

@@ -388,7 +388,7 @@ def test_ddim_inversion_with_a_nonlinear_model():
     ddim = DDIMSampler(s, 1000, clip_sample=True)   # inversion never clips; decoding clips only |x0_hat| > 5
     ddim.clip_range = 5.0
     x0 = torch.randn(200, 2, dtype=torch.float64, generator=gen(14))
-    back = ddim.sample(model, x0.shape, x_T=ddim.encode(model, x0), dtype=torch.float64)
+    back = ddim.sample(model, x0.shape, x_T=ddim.invert(model, x0), dtype=torch.float64)
     assert (back - x0).abs().max().item() < 2e-2
 
 
@@ -418,3 +418,34 @@ def test_sample_with_cond_and_trajectory():
 def test_sampler_bad_input(make, name):
     with pytest.raises(ValueError, match=name):
         make(NoiseSchedule.cosine(100))
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda s: DDIMSampler(s, 10, eta=math.inf), "eta must be a finite number >= 0.0, got inf"),
+    (lambda s: DDIMSampler(s, 10, eta=math.nan), "eta must be a finite number >= 0.0, got nan"),
+    (lambda s: DDIMSampler(s, 10, eta="0"), "eta must be a finite number >= 0.0, got '0'"),
+    (lambda s: DDIMSampler(s, 10, clip_range=math.inf), "clip_range must be a finite number > 0.0, got inf"),
+    (lambda s: DDPMSampler(s, clip_range=math.nan), "clip_range must be a finite number > 0.0, got nan"),
+    (lambda s: DDPMSampler(s, clip_sample="no"), "clip_sample must be True or False, got 'no'"),
+    (lambda s: DDIMSampler(s, 10.0), r"num_steps must be an integer in \[1, 100\], got 10.0"),
+    (lambda s: DDIMSampler(s, np.int64(101)), r"num_steps must be an integer in \[1, 100\], got np.int64\(101\)"),
+    (lambda s: DDIMSampler(s, 10, spacing="middle"), "spacing must be one of 'leading', 'trailing', 'linspace'"),
+    (lambda s: NoiseSchedule.linear(10, beta_end=math.inf), r"beta_end must be a finite number in \(0.0, 1.0\)"),
+    (lambda s: NoiseSchedule.linear(10, beta_start=math.nan), r"beta_start must be a finite number in \(0.0, 1.0\)"),
+    (lambda s: NoiseSchedule.cosine(10, s=math.inf), "s must be a finite number >= 0.0, got inf"),
+    (lambda s: NoiseSchedule.cosine(10, max_beta=math.nan), "max_beta must be a finite number in"),
+    (lambda s: NoiseSchedule.cosine(2.0), "T must be an integer >= 1, got 2.0"),
+])
+def test_float_arguments_refuse_inf_and_nan_with_a_message_naming_them(make, message):
+    with pytest.raises(ValueError, match=message):
+        make(NoiseSchedule.cosine(100))
+
+
+def test_numpy_integers_are_accepted_wherever_python_integers_are():
+    s = NoiseSchedule.cosine(np.int64(100))
+    assert s.num_steps == 100
+    x0, noise = torch.randn(3, 2), torch.randn(3, 2)
+    assert torch.equal(q_sample(s, x0, np.int64(7), noise), q_sample(s, x0, 7, noise))
+    sampler = DDIMSampler(s, np.int64(10), eta=np.float32(0.5))
+    assert sampler.num_steps == 10 and sampler.timesteps.tolist() == DDIMSampler(s, 10).timesteps.tolist()
+    assert torch.equal(sampler.step(x0, np.int64(90), noise, noise=x0), sampler.step(x0, 90, noise, noise=x0))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dplearn.evaluation import EvalResult, ExpertPolicy, PerStepPolicy, RandomPolicy, evaluate
+from dplearn.evaluation import EvalResult, evaluate
+from dplearn.policy_protocol import ExpertPolicy, PerStepPolicy, RandomPolicy
 
 
 # ---- scores from hand-made traces -----------------------------------------------------------
@@ -199,29 +200,141 @@ def test_seeded_evaluation_is_deterministic():
     np.testing.assert_array_equal(a.episodes[2].states, c.episodes[0].states)
     # different seeds give different starts
     assert not np.allclose(a.episodes[0].states[0], a.episodes[1].states[0])
+    # the policy is random: another policy seed, from the same starts, acts otherwise (so the
+    # equalities above are not those of a policy that ignores its seeds)
+    d = evaluate(RandomPolicy(seed=2), n_episodes=3, seed=7, max_steps=40, progress=False)
+    np.testing.assert_array_equal(a.episodes[0].states[0], d.episodes[0].states[0])
+    assert not np.allclose(a.episodes[0].actions, d.episodes[0].actions[: a.episodes[0].steps])
 
 
-def test_scores_agree_with_env_coverage():
-    from dplearn.envs import coverage
+# ---- an independent coverage: the two T's clipped against each other in float64 ------------------
+# The benchmark's T in its body frame: a 120 x 30 bar on y in [0, 30] and a 30 x 90 stem on top of
+# it; a pose (x, y, theta) rotates it about the body origin, then moves the origin to (x, y).
+T_BOXES = [[(-60, 0), (60, 0), (60, 30), (-60, 30)], [(-15, 30), (15, 30), (15, 120), (-15, 120)]]
 
-    r = evaluate(RandomPolicy(), n_episodes=2, seed=0, max_steps=25, progress=False)
+
+def _boxes_at(pose):
+    x, y, theta = (float(v) for v in pose)
+    c, s = np.cos(theta), np.sin(theta)
+    return [[(x + c * u - s * v, y + s * u + c * v) for u, v in box] for box in T_BOXES]
+
+
+def _shoelace(poly):
+    edges = zip(poly, poly[1:] + poly[:1], strict=True)
+    return 0.5 * abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in edges))
+
+
+def _clip(subject, clipper):
+    """Sutherland-Hodgman: the part of convex ``subject`` inside convex counter-clockwise ``clipper``."""
+    out = list(subject)
+    for (ax, ay), (bx, by) in zip(clipper, clipper[1:] + clipper[:1], strict=True):
+        def side(p, ax=ax, ay=ay, bx=bx, by=by):
+            return (bx - ax) * (p[1] - ay) - (by - ay) * (p[0] - ax)
+
+        points, out = out, []
+        for p, q in zip(points, points[1:] + points[:1], strict=True):
+            sp, sq = side(p), side(q)
+            if sp >= 0:
+                out.append(p)
+            if (sp >= 0) != (sq >= 0):
+                t = sp / (sp - sq)
+                out.append((p[0] + t * (q[0] - p[0]), p[1] + t * (q[1] - p[1])))
+        if not out:
+            return []
+    return out
+
+
+def independent_coverage(block_pose, goal_pose=(256.0, 256.0, np.pi / 4)):
+    """area(block T ∩ goal T) / area(goal T); the boxes of one T overlap only on an edge."""
+    inter = sum(_shoelace(part) for a in _boxes_at(block_pose) for g in _boxes_at(goal_pose)
+                if len(part := _clip(a, g)) >= 3)
+    return inter / (120 * 30 + 30 * 90)
+
+
+def test_independent_coverage_is_right_on_known_poses():
+    assert independent_coverage((256, 256, np.pi / 4)) == pytest.approx(1.0, abs=1e-12)
+    assert independent_coverage((0, 0, 0), (0, 30, np.pi)) == pytest.approx(3600 / 6300)  # the bar only
+    assert independent_coverage((0, 0, 0), (10, 0, 0)) == pytest.approx((110 * 30 + 20 * 90) / 6300)
+    assert independent_coverage((0, 0, 0), (0, 0, np.pi)) == pytest.approx(0.0, abs=1e-12)  # edge to edge
+    assert independent_coverage((50, 50, 0), (400, 400, 0)) == 0.0
+
+
+def test_scores_agree_with_an_independent_coverage():
+    r = evaluate(RandomPolicy(hold=3), n_episodes=2, seed=0, max_steps=40, progress=False)
+    cov = np.concatenate([[independent_coverage(s[2:5]) for s in e.states[1:]] for e in r.episodes])
+    assert cov.max() > 0.05  # the random pushes moved the block over the goal: a real check
     for e in r.episodes:
-        # coverage recomputed independently from the recorded states
-        cov = np.array([coverage(s[2:5], (256.0, 256.0, np.pi / 4)) for s in e.states[1:]])
-        np.testing.assert_allclose(cov, e.coverages, atol=1e-4)
-        assert e.max_reward == pytest.approx(min(cov.max() / 0.95, 1.0), abs=1e-4)
+        expected = np.array([independent_coverage(s[2:5]) for s in e.states[1:]])
+        # the recorded states are float32: a 1e-5 relative pose error moves coverage by < 1e-4
+        np.testing.assert_allclose(e.coverages, expected, atol=1e-4)
+        np.testing.assert_allclose(e.rewards, np.clip(expected / 0.95, 0, 1), atol=1e-4)
+        assert e.max_reward == pytest.approx(min(expected.max() / 0.95, 1.0), abs=1e-4)
 
 
-def test_record_renders_frames():
-    r = evaluate(RandomPolicy(), n_episodes=2, seed=0, max_steps=5, record=1, record_size=64,
+def _centre_of(frame, colour, scale):
+    """World (x, y) of the mean centre of the pixels of exactly ``colour``; pixel (i, j) is
+    centred at ((j + 1/2) / scale, (i + 1/2) / scale)."""
+    i, j = np.nonzero(np.all(frame == np.array(colour, dtype=np.uint8), axis=-1))
+    assert i.size > 0
+    return np.array([(j.mean() + 0.5) / scale, (i.mean() + 0.5) / scale])
+
+
+def test_recorded_frames_show_the_recorded_states_and_actions():
+    from dplearn.envs.render import ACTION_COLOR, AGENT_COLOR, BLOCK_COLOR
+
+    size = 256
+    scale = size / 512
+    r = evaluate(RandomPolicy(hold=2), n_episodes=2, seed=3, max_steps=8, record=1, record_size=size,
                  progress=False)
-    assert r.episodes[0].frames.shape == (6, 64, 64, 3) and r.episodes[0].frames.dtype == np.uint8
+    e = r.episodes[0]
+    assert e.frames.shape == (e.steps + 1, size, size, 3) and e.frames.dtype == np.uint8
     assert r.episodes[1].frames is None
+    # the block's fill (the T less its 2-unit outline) has the T's area centroid, body frame
+    # (0, (3600 * 15 + 2700 * 75) / 6300)
+    cy = (3600 * 15 + 2700 * 75) / 6300
+    for t, (frame, state) in enumerate(zip(e.frames, e.states, strict=True)):
+        ax, ay, bx, by, theta = (float(v) for v in state)
+        # frame t shows state t: the pusher's disc is centred on the agent ...
+        np.testing.assert_allclose(_centre_of(frame, AGENT_COLOR, scale), (ax, ay), atol=1.0)
+        # ... the block sits at its pose (a wrong angle or origin moves this centroid by tens of units)
+        block = np.array([bx - np.sin(theta) * cy, by + np.cos(theta) * cy])
+        np.testing.assert_allclose(_centre_of(frame, BLOCK_COLOR, scale), block, atol=3.0)
+        # ... and action t, the target commanded next, is marked by the red cross
+        if t < e.steps:
+            np.testing.assert_allclose(_centre_of(frame, ACTION_COLOR, scale), e.actions[t], atol=2.0)
+        else:
+            assert not np.all(frame == np.array(ACTION_COLOR, dtype=np.uint8), axis=-1).any()
 
 
 def test_per_step_policy_wrapper_validates():
     with pytest.raises(ValueError, match="callable"):
         PerStepPolicy(3)
+
+
+def test_random_policy_holds_uniform_targets_per_episode():
+    policy = RandomPolicy(hold=3, seed=5)
+    policy.reset(range(4000))
+    chunks = policy(np.zeros((4000, 1, 5)))
+    assert chunks.shape == (4000, 3, 2)
+    assert np.all(chunks == chunks[:, :1])  # one target held for `hold` steps
+    targets = chunks[:, 0]
+    assert targets.min() >= 0 and targets.max() <= 512
+    # uniform on [0, 512]: mean 256 and variance 512^2 / 12, within 5 standard errors
+    n = len(targets)
+    assert np.all(np.abs(targets.mean(0) - 256) < 5 * 512 / np.sqrt(12 * n))
+    assert np.all(np.abs(targets.var(0) / (512**2 / 12) - 1) < 5 * np.sqrt(0.8 / n))
+    with pytest.raises(ValueError, match="hold must be an integer >= 1"):
+        RandomPolicy(hold=0)
+    with pytest.raises(ValueError, match="high must be a finite number > 10"):
+        RandomPolicy(low=10.0, high=10.0)
+
+
+def test_expert_policy_is_a_per_step_policy_around_the_expert():
+    from dplearn.experts import PushTExpert
+
+    policy = ExpertPolicy(push_speed=10.0)
+    assert isinstance(policy, PerStepPolicy) and isinstance(policy.fn, PushTExpert)
+    assert policy.fn.push_speed == 10.0 and policy.stateful and policy.obs_type == "state"
 
 
 def test_replaying_shipped_demos_from_their_starts_succeeds():

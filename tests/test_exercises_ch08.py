@@ -166,3 +166,54 @@ def test_ddim_sampling_checker():
     res = ch08.check_ddim_sampling(lambda eps_fn, shape, n, abar, g: torch.randn(shape, generator=g))
     assert not res and "wrong samples" in res.message
     assert "Not attempted" in ch08.check_ddim_sampling(lambda eps_fn, shape, n, abar, g: None).message
+
+
+# ---------------------------------------------------------------------------------------------
+# your own demonstrations (teleoperation)
+# ---------------------------------------------------------------------------------------------
+def _recorded(tmp_path, name="mine.npz"):
+    from dplearn.teleop import TeleopSession
+
+    s = TeleopSession(seed=21)
+    for dx, dy in [(1, 0)] * 5 + [(0, 1)] * 4:
+        s.move(dx, dy, step_px=18)
+    s.keep()
+    for _ in range(6):
+        s.move(-1, -1, step_px=10)
+    s.keep()
+    return s.save(tmp_path / name)
+
+
+def test_check_own_demos(tmp_path):
+    import json
+
+    from dplearn.data import Demos, load_demos, save_demos
+
+    path = _recorded(tmp_path)
+    result = ch08.check_own_demos(path)
+    assert result, result
+    assert "2 episode(s), 15 steps" in result.message and "about 20" in result.message
+    assert not ch08.check_own_demos(...)  # the stub
+    missing = ch08.check_own_demos(tmp_path / "nothing.npz")
+    assert not missing and "no file" in missing.message
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    assert not ch08.check_own_demos(tmp_path / "junk.npz")
+    demos = load_demos(path)
+    # an action changed after recording: the states no longer follow from the actions
+    action = demos.action.copy()
+    action[3] += 7.0
+    save_demos(tmp_path / "edited.npz", Demos(demos.state, action, demos.episode_ends, demos.meta))
+    edited = ch08.check_own_demos(tmp_path / "edited.npz")
+    assert not edited and "episode 0 does not replay" in edited.message
+    # states stored one step late (the state after the action): the classic off-by-one
+    late = demos.state.copy()
+    late[:-1] = demos.state[1:]
+    save_demos(tmp_path / "late.npz", Demos(late, demos.action, demos.episode_ends, demos.meta))
+    assert not ch08.check_own_demos(tmp_path / "late.npz")
+    # meta without the shipped keys, or from another environment
+    save_demos(tmp_path / "bare.npz", Demos(demos.state, demos.action, demos.episode_ends, {}))
+    assert "lacks" in ch08.check_own_demos(tmp_path / "bare.npz").message
+    meta = json.loads(json.dumps(demos.meta))
+    meta["env"]["k_p"] = 50.0
+    save_demos(tmp_path / "other.npz", Demos(demos.state, demos.action, demos.episode_ends, meta))
+    assert "another environment" in ch08.check_own_demos(tmp_path / "other.npz").message

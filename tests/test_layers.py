@@ -12,10 +12,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "dplearn"
 
 LAYERS = {
     "budget": 0, "seeding": 0, "viz": 0, "atomic": 0, "compute": 0, "distributed": 0, "validate": 0,
-    "divergence": 1, "diffusion": 1, "envs": 1, "mixture": 1, "sample_quality": 1,
+    "divergence": 1, "diffusion": 1, "envs": 1, "densities": 1, "sample_quality": 1,
     "nets": 2, "data": 2, "experts": 2, "objectives": 2,
     "policies": 3,
-    "training": 4, "evaluation": 4, "collection": 4, "teleop": 4, "policy_training": 4,
+    "training": 4, "policy_protocol": 4, "evaluation": 4, "collection": 4, "teleop": 4, "policy_training": 4,
     "cli": 5, "exercises": 5, "__main__": 6,
 }
 

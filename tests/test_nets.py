@@ -148,3 +148,23 @@ def test_mlp_denoiser_rejects_bad_inputs():
     with pytest.raises(ValueError, match="t must"):
         model(torch.randn(4, 2), torch.zeros(3))
     assert math.isfinite(model(torch.randn(4, 2), 0.5).sum().item())  # real-valued times are fine
+
+
+def test_mlp_is_linear_maps_with_mish_between():
+    """``mlp`` against the same map written out in float64: h <- mish(W h + b) per hidden layer,
+    then a last linear map (none when ``out_dim`` is None)."""
+    from dplearn.nets import mlp
+
+    torch.manual_seed(0)
+    x = torch.randn(7, 3, dtype=torch.float64)
+    for out_dim in (2, None):
+        net = mlp(3, 5, 2, out_dim).double()
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        assert len(linears) == (3 if out_dim else 2)
+        h = x.numpy()
+        for k, lin in enumerate(linears):
+            h = h @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
+            if k < 2:
+                h = h * np.tanh(np.log1p(np.exp(h)))  # Mish
+        assert np.allclose(net(x).detach().numpy(), h, atol=1e-12)
+        assert net(x).shape == (7, out_dim or 5)

@@ -10,7 +10,8 @@ import pytest
 
 from dplearn.envs import PushTEnv
 from dplearn.envs.parallel import EnvWorkers, default_workers
-from dplearn.evaluation import ExpertPolicy, evaluate
+from dplearn.evaluation import evaluate
+from dplearn.policy_protocol import ExpertPolicy
 
 
 def assert_same_episodes(a, b):
@@ -107,3 +108,11 @@ def test_eval_command_workers_option(capsys):
     assert "workers=1" in lines[0] and "workers=2" in lines[1]
     score = [line.split("score=")[1] for line in lines]
     assert score[0] == score[1]
+
+
+def test_a_bad_action_in_a_worker_is_the_env_s_one_line_error():
+    nan_policy = lambda obs: np.array([np.nan, 1.0])  # noqa: E731
+    with pytest.raises(ValueError, match=r"^environment worker \d: action must be finite, got \[nan, 1.0\]$"):
+        evaluate(nan_policy, n_episodes=2, seed=0, n_envs=2, max_steps=5, progress=False, workers=2)
+    with pytest.raises(ValueError, match=r"^action must be finite, got \[nan, 1.0\]$"):  # the same without workers
+        evaluate(nan_policy, n_episodes=2, seed=0, n_envs=2, max_steps=5, progress=False, workers=1)

@@ -273,14 +273,29 @@ def test_act_executes_the_actions_from_the_current_step_in_raw_units():
     assert policy.obs_horizon == t_o
 
 
+#: The policies that draw at inference (a mixture component, a DFO population, diffusion noise);
+#: the others are functions of the observation.
+SAMPLING = {"mixture", "lstm-gmm", "ibc", "diffusion-cnn", "diffusion-transformer"}
+
+
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_act_is_reproducible_with_a_generator(name):
+    """The same generator seed gives the same actions, whatever the global RNG did in between; and,
+    so that this is not trivially true, a sampling policy gives other actions for another seed
+    (it really draws from the generator) while a deterministic one ignores the generator."""
+    torch.manual_seed(0)
     policy = small_policy(name)
-    obs = torch.randn(4, policy.config.obs_horizon, 3)
+    obs = torch.randn(16, policy.config.obs_horizon, 3)
     a = policy.act(obs, torch.Generator().manual_seed(3))
+    torch.manual_seed(123)
     b = policy.act(obs, torch.Generator().manual_seed(3))
     assert np.array_equal(a, b)
-    assert a.shape == (4, policy.config.action_horizon, 2)
+    assert a.shape == (16, policy.config.action_horizon, 2)
+    other = policy.act(obs, torch.Generator().manual_seed(4))
+    if name in SAMPLING:
+        assert not np.array_equal(a, other)
+    else:
+        assert np.array_equal(a, other) and np.array_equal(a, policy.act(obs))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +351,7 @@ def test_mismatched_checkpoint_shapes_give_a_clear_error(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a dplearn policy checkpoint"):
         load_policy(tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="is not a file"):
+    with pytest.raises(ValueError, match="absent.pt' is not a readable dplearn policy checkpoint: no such file"):
         load_policy(tmp_path / "absent.pt")
 
 

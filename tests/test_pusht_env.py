@@ -330,6 +330,42 @@ def test_bad_actions_raise(action):
         env.step(action)
 
 
+@pytest.mark.parametrize("action, message", [
+    ([np.nan, 1.0], r"action must be finite, got \[nan, 1.0\]"),
+    ([1.0, -np.inf], r"action must be finite, got \[1.0, -inf\]"),
+    (np.zeros(3), r"action must have shape \(2,\) \(target x, y\), got shape \(3,\)"),
+    ("ab", "action must be a target position \\(x, y\\) of 2 numbers, got 'ab'"),
+])
+def test_bad_actions_are_refused_with_a_message_naming_the_action(action, message):
+    env = PushTEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+
+
+def test_targets_outside_the_workspace_are_followed_as_in_the_benchmark():
+    """Documented in ``PushTEnv.step``: no clipping, and the kinematic pusher passes the walls."""
+    env = PushTEnv()
+    start, _ = env.reset(options={"reset_to_state": [100.0, 256.0, 300.0, 250.0, 0.0]})
+    for _ in range(20):
+        obs, *_ = env.step(np.array([-100.0, 256.0]))
+    assert obs[0] < 0 and abs(obs[0] + 100.0) < 1.0  # at the target, beyond the wall at x = 5
+    np.testing.assert_allclose(obs[2:], start[2:], atol=1e-6)  # the block, far away, was not touched
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"reset_to_stat": [100, 100, 200, 200, 0]},
+     r"options has unknown keys \['reset_to_stat'\]; reset accepts \['reset_to_state'\]"),
+    ({"seed": 3}, r"options has unknown keys \['seed'\]"),
+    ([("reset_to_state", [1, 2, 3, 4, 5])], "options must be a dict or None, got list"),
+    ({"reset_to_state": [1, 2, 3]}, r"options\['reset_to_state'\] must be 5 finite numbers"),
+    ({"reset_to_state": [1, 2, 3, 4, np.nan]}, r"options\['reset_to_state'\] must be 5 finite numbers"),
+])
+def test_reset_refuses_unknown_or_bad_options_naming_them(options, message):
+    with pytest.raises(ValueError, match=message):
+        PushTEnv().reset(options=options)
+
+
 def test_unknown_obs_type_lists_the_valid_ones():
     with pytest.raises(ValueError) as err:
         PushTEnv(obs_type="rgb")

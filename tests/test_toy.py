@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from dplearn.data import window_indices
-from dplearn.envs.toy import AroundObstacle, make_toy_demos, rollout, segment_hits_disc
+from dplearn.data import Demos, load_demos, save_demos
+from dplearn.data.toy import ToyDemos, make_toy_demos
+from dplearn.envs.toy import AroundObstacle, rollout, segment_hits_disc
 from dplearn.policies import make_policy
 from dplearn.policy_training import fit_policy
 from dplearn.training import TrainConfig
@@ -55,11 +56,29 @@ def test_demonstrations_go_around_on_both_sides_and_reach_the_goal():
 
 @pytest.mark.parametrize("t_o, t_p, t_a", [(1, 1, 1), (2, 4, 2), (3, 8, 4)])
 def test_windows_are_cut_like_the_sequence_dataset(t_o, t_p, t_a):
+    """Each window, built here episode by episode from the rule (start t from -(T_o - 1) to
+    L - T_p + T_a - 1, frames clip(t + j, 0, L - 1)), in episode order."""
     demos = make_toy_demos(12, seed=3)
     obs, act = demos.windows(t_o, t_p, t_a)
-    index = window_indices(demos.episode_ends, t_p, pad_before=t_o - 1, pad_after=t_a - 1)
-    assert np.array_equal(obs, demos.state[index[:, :t_o]])
-    assert np.array_equal(act, demos.action[index])
+    want_obs, want_act = [], []
+    for states, actions in demos.episodes():
+        length = len(states)
+        for t in range(-(t_o - 1), length - t_p + t_a):
+            frames = [min(max(t + j, 0), length - 1) for j in range(t_p)]
+            want_obs.append(states[frames[:t_o]])
+            want_act.append(actions[frames])
+    assert np.array_equal(obs, np.stack(want_obs)) and np.array_equal(act, np.stack(want_act))
+    # the first window of an episode repeats its first state T_o times
+    assert np.all(obs[0] == demos.state[0])
+
+
+def test_toy_demos_are_demos_that_survive_a_round_trip(tmp_path):
+    demos = make_toy_demos(6, seed=5)
+    assert isinstance(demos, Demos) and demos.state.shape[1] == 2
+    back = ToyDemos(**vars(load_demos(save_demos(tmp_path / "toy.npz", demos))))
+    assert np.array_equal(back.side, demos.side) and np.array_equal(back.state, demos.state)
+    with pytest.raises(ValueError, match="side"):
+        ToyDemos(demos.state, demos.action, demos.episode_ends, {"side": [1, -1]})
 
 
 def test_rollout_runs_episodes_side_by_side():

@@ -212,3 +212,27 @@ def test_train_rejects_bad_arguments():
         train(model, lambda m, b: m(b), torch.zeros(4, 1), config)
     with pytest.raises(ValueError, match="share"):
         train(model, lambda m, b: m(b[0]).sum(), (torch.zeros(4, 1), torch.zeros(3, 1)), config)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: TrainConfig(steps=10, lr=math.inf), "TrainConfig.lr must be a finite number > 0.0, got inf"),
+    (lambda: TrainConfig(steps=10, lr=math.nan), "TrainConfig.lr must be a finite number > 0.0, got nan"),
+    (lambda: TrainConfig(steps=10, grad_clip=math.inf), "TrainConfig.grad_clip must be a finite number > 0.0"),
+    (lambda: TrainConfig(steps=10, weight_decay=math.nan), "TrainConfig.weight_decay must be a finite number >= 0.0"),
+    (lambda: TrainConfig(steps=10, betas=(0.9, math.nan)), r"TrainConfig.betas\[1\] must be a finite number in "
+                                                           r"\[0.0, 1.0\)"),
+    (lambda: TrainConfig(steps=10, amp="fp8"), "TrainConfig.amp must be one of"),
+    (lambda: EMA(_Constant(), decay=math.nan), r"decay must be a finite number in \[0.0, 1.0\), got nan"),
+    (lambda: EMA(_Constant(), decay=0.9, power=math.inf), "power must be a finite number > 0.0, got inf"),
+    (lambda: warmup_cosine(0, np.int64(11), 10), r"warmup must be an integer in \[0, 10\], got np.int64\(11\)"),
+])
+def test_float_arguments_refuse_inf_and_nan(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_numpy_numbers_are_accepted_like_python_ones():
+    config = TrainConfig(steps=np.int64(10), batch_size=np.int32(4), lr=np.float32(1e-3), betas=(np.float32(0.9), 0.99))
+    assert type(config.steps) is int and config.steps == 10 and type(config.lr) is float
+    assert warmup_cosine(np.int64(5), np.int64(0), np.int64(10)) == warmup_cosine(5, 0, 10)
+    assert EMA(_Constant(), decay=np.float32(0.5)).decay == 0.5

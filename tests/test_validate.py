@@ -53,3 +53,10 @@ def test_choice_lists_the_options():
         v.choice("obs", "stat", ("state", "keypoints"))
     with pytest.raises(ValueError, match=r"obs must be one of"):
         v.choice("obs", ["unhashable"], ("state",))
+
+
+def test_boolean_accepts_python_and_numpy_flags_only():
+    assert v.boolean("clip_sample", True) is True and v.boolean("clip_sample", np.bool_(False)) is False
+    for bad in (0, 1, "yes", None, 1.0):
+        with pytest.raises(ValueError, match=f"clip_sample must be True or False, got {bad!r}"):
+            v.boolean("clip_sample", bad)

@@ -24,6 +24,8 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from dplearn.validate import choice
+
 TIERS: tuple[str, ...] = ("quick", "book", "full")
 ENV_VAR = "DPLEARN_BUDGET"
 
@@ -162,9 +164,7 @@ class Budget(Mapping[str, Any]):
     """
 
     def __init__(self, tier: str, settings: Mapping[str, Any] | None = None, chapter: str | None = None):
-        if tier not in TIERS:
-            raise ValueError(f"tier={tier!r} is not a budget tier; expected one of {', '.join(TIERS)}")
-        self.tier = tier
+        self.tier = choice("tier", tier, TIERS)
         self.chapter = chapter
         self._settings = dict(settings or {})
 
@@ -188,10 +188,6 @@ class Budget(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._settings)
 
-    @property
-    def is_quick(self) -> bool:
-        return self.tier == "quick"
-
     def __repr__(self) -> str:
         items = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
         head = f"Budget(tier={self.tier!r}" + (f", chapter={self.chapter!r}" if self.chapter else "")
@@ -204,8 +200,7 @@ def budget(chapter: str | None = None, tier: str | None = None) -> Budget:
     Without ``chapter`` the returned :class:`Budget` only carries ``.tier``.
     """
     tier = current_tier() if tier is None else tier
-    if tier not in TIERS:
-        raise ValueError(f"tier={tier!r} is not a budget tier; expected one of {', '.join(TIERS)}")
+    choice("tier", tier, TIERS)
     if chapter is None:
         return Budget(tier)
     if chapter not in SETTINGS:

@@ -125,7 +125,8 @@ def add_train(subparsers) -> None:
     p.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default=None,
                    help="mixed precision (default: the recipe's; auto = bf16 on Ampere+, fp16 on older GPUs)")
     p.add_argument("--demos", default=None, help="demonstrations .npz (default: the shipped ones)")
-    p.add_argument("--out", default=None, help="output checkpoint (default checkpoints/POLICY-OBS.pt)")
+    p.add_argument("--out", default=None, help="output checkpoint (default checkpoints/POLICY-OBS.pt; with "
+                   "--demos D.npz: D-POLICY-OBS.pt beside the demonstrations)")
     p.add_argument("--resume", default=None,
                    help="training-state file to save to (every tenth of the run, at most every 1000 "
                    "steps) and resume from; not the same file as --out")
@@ -152,6 +153,8 @@ def _check_device(text: str) -> str:
         raise SystemExit(f"dplearn: --device {text}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     if device.type not in ("cpu", "cuda", "mps"):
         raise SystemExit(f"dplearn: --device must be auto, cpu, cuda or cuda:N, got {text!r}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SystemExit(f"dplearn: --device {text}: no Apple MPS device is available on this machine")
     return text
 
 
@@ -191,7 +194,11 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
         torch.backends.cudnn.allow_tf32 = True
     tier = args.budget or current_tier()
     shared = bool(getattr(args, "shared_encoder", False))
-    out = args.out or os.path.join("checkpoints", f"{args.policy}-{obs_type}{'-shared' if shared else ''}.pt")
+    name = f"{args.policy}-{obs_type}{'-shared' if shared else ''}.pt"
+    # a policy trained on other demonstrations never replaces a shipped checkpoint by default: it goes
+    # beside its demonstrations, named after them (my_demos.npz -> my_demos-diffusion-cnn-keypoints.pt)
+    out = args.out or (os.path.join("checkpoints", name) if args.demos is None
+                       else os.path.splitext(args.demos)[0] + f"-{name}")
     if args.resume is not None and os.path.abspath(args.resume) == os.path.abspath(out):
         raise SystemExit("dplearn train: --resume must be a different file from --out (the training state "
                          "holds the optimiser and must not overwrite the policy, nor the other way round)")
@@ -208,7 +215,8 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
         ["--policy", args.policy, "--obs", obs_type, "--budget", tier, "--seed", str(args.seed)]
         + (["--steps", str(args.steps)] if args.steps else [])
         + (["--lr", repr(args.lr)] if args.lr else [])
-        + (["--amp", args.amp] if args.amp else []) + (["--shared-encoder"] if shared else []) + ["--out", out]))
+        + (["--amp", args.amp] if args.amp else []) + (["--shared-encoder"] if shared else [])
+        + (["--demos", args.demos] if args.demos else []) + ["--out", out]))
     amp = {"none": None}.get(args.amp, args.amp) if args.amp else "__recipe__"
     stop_requested = []
     previous = {sig: signal.signal(sig, lambda *_: stop_requested.append(True))
@@ -278,8 +286,9 @@ def run_eval(args: argparse.Namespace) -> int:
     import time
 
     from dplearn.compute import set_torch_threads
+    from dplearn.envs.benchmark import TEST_SEED
     from dplearn.envs.parallel import default_workers
-    from dplearn.evaluation import DEFAULT_EVAL_SEED, evaluate
+    from dplearn.evaluation import evaluate
     from dplearn.policies import load_policy, shipped_checkpoint_path
     from dplearn.policy_training import recipe_for
 
@@ -298,7 +307,7 @@ def run_eval(args: argparse.Namespace) -> int:
             policy.set_sampler(args.sampler or "ddim", args.inference_steps)
     except (ValueError, FileNotFoundError) as exc:
         raise SystemExit(f"dplearn eval: {exc}") from None
-    seed = DEFAULT_EVAL_SEED if args.seed is None else args.seed
+    seed = TEST_SEED if args.seed is None else args.seed
     policy.to("cuda" if device == "auto" and _cuda() else ("cpu" if device == "auto" else device))
     start = time.perf_counter()
     n_envs = args.envs or min(args.episodes, 50)
@@ -414,7 +423,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, OSError) as exc:  # expected failures (bad files, values, a full disk): one line
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"dplearn {args.command}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

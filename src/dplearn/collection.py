@@ -33,12 +33,13 @@ from dplearn.data import Demos
 from dplearn.data.demos import FORMAT_VERSION
 from dplearn.envs import PUSHT_ID, PushTEnv
 from dplearn.envs import pusht as pusht_env
+from dplearn.envs.benchmark import GOAL_POSE, MAX_STEPS, SUCCESS_THRESHOLD
 from dplearn.experts import PushTExpert, rollout_expert
+from dplearn.validate import integer, non_negative_int, positive_int
 
 __all__ = [
     "EXPERT_SEED_OFFSET",
-    "MAX_STEPS",
-    "EpisodeResult",
+    "Demonstration",
     "start_state",
     "collect_episode",
     "collect_demos",
@@ -47,12 +48,12 @@ __all__ = [
 #: The expert of episode ``s`` is seeded with ``s + EXPERT_SEED_OFFSET`` (its random choices are
 #: then unrelated to the env's random start, which is seeded with ``s``).
 EXPERT_SEED_OFFSET = 1_000_000_000
-MAX_STEPS = 300
 
 
 @dataclass
-class EpisodeResult:
-    """One demonstrated episode: ``states`` (T, 5) and ``actions`` (T, 2) float32, and how it went."""
+class Demonstration:
+    """One demonstrated episode: ``states`` (T, 5) and ``actions`` (T, 2) float32, and how it went
+    (``is_success``, the final ``coverage``, and the ``seconds`` it took)."""
 
     env_seed: int
     expert_seed: int
@@ -74,7 +75,7 @@ def start_state(env_seed: int, env: PushTEnv | None = None) -> np.ndarray:
     the rounded state until the observation, rounded to float32, equals it (the reset runs one
     physics step, which moves the block when the pusher starts inside it).
     """
-    _check_seed(env_seed, "env_seed")
+    non_negative_int("env_seed", env_seed)
     env = PushTEnv(obs_type="state") if env is None else env
     obs, _ = env.reset(seed=int(env_seed))
     state = np.asarray(obs, dtype=np.float32)
@@ -93,17 +94,17 @@ def collect_episode(
     max_steps: int = MAX_STEPS,
     expert: PushTExpert | None = None,
     env: PushTEnv | None = None,
-) -> EpisodeResult:
+) -> Demonstration:
     """Demonstrate one episode from the start of ``env_seed`` (see the module docstring)."""
-    _check_seed(env_seed, "env_seed")
+    non_negative_int("env_seed", env_seed)
     if expert_seed is None:
         expert_seed = int(env_seed) + EXPERT_SEED_OFFSET
-    _check_seed(expert_seed, "expert_seed")
+    non_negative_int("expert_seed", expert_seed)
     env = PushTEnv(obs_type="state") if env is None else env
     t0 = time.perf_counter()
     s0 = start_state(env_seed, env)
     states, actions, info = rollout_expert(s0, int(expert_seed), max_steps, expert=expert, env=env)
-    return EpisodeResult(
+    return Demonstration(
         env_seed=int(env_seed),
         expert_seed=int(expert_seed),
         states=states.astype(np.float32),
@@ -118,7 +119,7 @@ def collect_episode(
 _WORKER: dict[str, Any] = {}
 
 
-def _collect_in_worker(env_seed: int) -> EpisodeResult:
+def _collect_in_worker(env_seed: int) -> Demonstration:
     if not _WORKER:
         _WORKER["env"] = PushTEnv(obs_type="state")
         _WORKER["expert"] = PushTExpert(seed=0)
@@ -150,19 +151,15 @@ def collect_demos(
         the expert and its parameters, the seeds of the kept and of the failed episodes, the
         number of workers and the wall time.
     """
-    if not isinstance(n_episodes, (int, np.integer)) or isinstance(n_episodes, bool) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    _check_seed(seed, "seed")
-    if not isinstance(workers, (int, np.integer)) or isinstance(workers, bool) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    if max_attempts is None:
-        max_attempts = 2 * int(n_episodes) + 10
-    if not isinstance(max_attempts, (int, np.integer)) or max_attempts < n_episodes:
-        raise ValueError(f"max_attempts must be an integer of at least n_episodes, got {max_attempts!r}")
+    n_episodes = positive_int("n_episodes", n_episodes)
+    seed = non_negative_int("seed", seed)
+    workers = positive_int("workers", workers)
+    max_attempts = integer("max_attempts", 2 * n_episodes + 10 if max_attempts is None else max_attempts,
+                           low=n_episodes)
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
-    results: list[EpisodeResult] = []
+    results: list[Demonstration] = []
     next_seed = int(seed)
     bar = tqdm(total=int(n_episodes), desc="expert episodes", unit="ep", disable=not progress)
     pool = mp.get_context("spawn").Pool(workers) if workers > 1 else None
@@ -203,8 +200,8 @@ def collect_demos(
             "id": PUSHT_ID,
             "obs_type": "state",
             "max_episode_steps": MAX_STEPS,
-            "success_threshold": pusht_env.SUCCESS_THRESHOLD,
-            "goal_pose": [float(v) for v in pusht_env.GOAL_POSE],
+            "success_threshold": SUCCESS_THRESHOLD,
+            "goal_pose": [float(v) for v in GOAL_POSE],
             "sim_hz": pusht_env.SIM_HZ,
             "control_hz": pusht_env.CONTROL_HZ,
             "k_p": pusht_env.K_P,
@@ -235,8 +232,3 @@ def collect_demos(
         "wall_seconds": round(seconds, 1),
     }
     return Demos.from_episodes([(r.states, r.actions) for r in kept], meta=meta)
-
-
-def _check_seed(value, name: str) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+from dplearn import validate
+
 __all__ = ["torch_threads", "set_torch_threads", "THREADS_ENV_VAR"]
 
 THREADS_ENV_VAR = "DPLEARN_THREADS"
@@ -44,9 +46,7 @@ def torch_threads(n: int | None = None) -> int:
             raise ValueError(f"{THREADS_ENV_VAR} must be a positive integer, got {value!r}")
         return n
     if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer or None, got {n!r}")
-        return n
+        return validate.positive_int("n", n)
     return _available_cores()
 
 

@@ -10,47 +10,14 @@ episodes whose coverage exceeded 0.95. ``reset(seed=s)`` draws the benchmark's s
 the default seeds 100 000–100 049 are the paper's 50 test starts; the demonstrations were made
 from seeds 1 000 000 and up, so the test starts are held out.
 
-The policy protocol
--------------------
-:func:`evaluate` accepts two kinds of policy.
-
-1. **Chunk policies** (what Parts II and III build) have an attribute ``obs_horizon`` (T_o) and are
-   called on a *batch* of observation histories, returning the actions to execute next:
-
-   ======================  ================================  =====================================
-   call                    argument / result                 shape
-   ======================  ================================  =====================================
-   ``policy(obs)``         ``obs``: float32 NumPy array      (B, T_o, D) for ``state``/``keypoints``
-                           or, for image observations,       ``{"image": (B, T_o, 3, H, W) in [0, 1],
-                           a dict                            "agent_pos": (B, T_o, 2)}`` (and
-                                                             ``"wrist_image"`` for ``two-cameras``)
-                           returns the next actions          (B, n, 2), n >= 1 (e.g. n = T_a)
-   ``policy.reset(seeds)`` optional; called when a batch of  ``seeds``: list of B ints
-                           B episodes starts
-   ======================  ================================  =====================================
-
-   A policy whose rows do not depend on each other (every dplearn :class:`~dplearn.policies.Policy`)
-   sets ``batch_independent = True``; it is then called only on the episodes still running, so
-   finished episodes cost nothing. Otherwise it always gets all B histories, in episode order.
-   A policy with ``accepts_generator = True`` (every dplearn policy) is called as
-   ``policy(obs, generator)`` with one ``torch.Generator`` on the policy's device, seeded with
-   ``seed``: an evaluation of a stochastic policy (a diffusion policy samples noise) then gives the
-   same result every time on the same device.
-
-   The history holds the last T_o observations, oldest first; at the start of an episode it is the
-   first observation repeated (the same padding as :class:`dplearn.data.SequenceDataset`), and
-   observations are in the dataset's format (:func:`dplearn.data.observation_to_model`). All n
-   returned actions are executed (receding horizon), then the policy is called again.
-
-2. **Per-step callables** ``fn(obs) -> action``: one raw env observation in, one (2,) target out
-   (e.g. a lambda, or :class:`dplearn.experts.PushTExpert`). If ``fn`` has a ``reset(seed)`` method
-   it is treated as stateful: every parallel env gets its own deep copy, reset with its episode's
-   seed. :class:`PerStepPolicy` does this wrapping; :func:`evaluate` applies it automatically.
+The policies it runs speak the protocol of :mod:`dplearn.policy_protocol`: chunk policies called
+on a batch of observation histories, or per-step callables, which :func:`evaluate` wraps in
+:class:`~dplearn.policy_protocol.PerStepPolicy`. The benchmark's numbers (0.95, 300, the test seeds)
+come from :mod:`dplearn.envs.benchmark`.
 """
 
 from __future__ import annotations
 
-import copy
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,12 +25,21 @@ from typing import Any
 
 import numpy as np
 
-from dplearn.data.sequence import OBS_TYPES, observation_to_model
+from dplearn.data.sequence import observation_to_model
+from dplearn.envs.benchmark import (
+    MAX_STEPS,
+    N_TEST_EPISODES,
+    OBS_TYPES,
+    SUCCESS_THRESHOLD,
+    TEST_SEED,
+)
+from dplearn.envs.parallel import EnvWorkers, state_of
+from dplearn.envs.pusht import PushTEnv
+from dplearn.envs.render import render_state
+from dplearn.policy_protocol import PerStepPolicy, as_policy
+from dplearn.validate import choice, non_negative_int, positive_int
 
-SUCCESS_COVERAGE = 0.95
-DEFAULT_EVAL_SEED = 100_000
-MAX_STEPS = 300
-WORKSPACE = 512.0
+__all__ = ["EpisodeResult", "EvalResult", "evaluate"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -99,7 +75,7 @@ class EpisodeResult:
 
     @property
     def success(self) -> bool:
-        return self.max_coverage > SUCCESS_COVERAGE
+        return self.max_coverage > SUCCESS_THRESHOLD
 
     def __repr__(self) -> str:
         return (f"EpisodeResult(seed={self.seed}, max_reward={self.max_reward:.3f}, "
@@ -181,93 +157,6 @@ class EvalResult:
 
 
 # ---------------------------------------------------------------------------------------------
-# Policies: adapters and baselines
-# ---------------------------------------------------------------------------------------------
-class PerStepPolicy:
-    """Adapts a per-step callable ``fn(obs) -> (2,) action`` to the chunk protocol (T_o = 1, n = 1).
-
-    Raw env observations (not the model format) are passed to ``fn``. If ``fn`` has a
-    ``reset(seed)`` method, each of the B parallel episodes gets a deep copy of ``fn`` reset with
-    its episode's seed, so stateful controllers (like the scripted expert) stay independent.
-    """
-
-    obs_horizon = 1
-    wants_raw_obs = True
-
-    def __init__(self, fn: Callable[[Any], Any]):
-        if not callable(fn):
-            raise ValueError(f"fn must be callable obs -> action, got {type(fn).__name__}")
-        self.fn = fn
-        self.stateful = callable(getattr(fn, "reset", None))
-        self._copies: list[Any] = []
-
-    def reset(self, seeds: Sequence[int]) -> None:
-        if self.stateful:
-            self._copies = []
-            for s in seeds:
-                c = copy.deepcopy(self.fn)
-                c.reset(int(s))
-                self._copies.append(c)
-
-    def __call__(self, raw_obs: Sequence[Any]) -> np.ndarray:
-        fns = self._copies if self.stateful else [self.fn] * len(raw_obs)
-        if len(fns) != len(raw_obs):
-            raise ValueError("PerStepPolicy.reset(seeds) must be called with one seed per episode")
-        return np.stack([np.asarray(f(o), dtype=np.float64).reshape(1, 2)
-                         for f, o in zip(fns, raw_obs, strict=True)])
-
-
-class RandomPolicy:
-    """The floor: targets drawn uniformly from the workspace [0, 512]², each held ``hold`` steps.
-
-    Seeded per episode (by :meth:`reset`), so evaluations are reproducible.
-    """
-
-    obs_horizon = 1
-
-    def __init__(self, hold: int = 1, low: float = 0.0, high: float = WORKSPACE, seed: int = 0):
-        if not isinstance(hold, (int, np.integer)) or hold < 1:
-            raise ValueError(f"hold must be a positive integer, got {hold!r}")
-        if not high > low:
-            raise ValueError(f"high must be > low, got low={low}, high={high}")
-        self.hold, self.low, self.high, self.seed = int(hold), float(low), float(high), int(seed)
-        self._rngs: list[np.random.Generator] = []
-
-    def reset(self, seeds: Sequence[int]) -> None:
-        self._rngs = [np.random.default_rng([self.seed, int(s)]) for s in seeds]
-
-    def __call__(self, obs: Any) -> np.ndarray:
-        b = len(obs["image"]) if isinstance(obs, dict) else len(obs)
-        if len(self._rngs) != b:
-            self.reset(range(b))
-        targets = np.stack([rng.uniform(self.low, self.high, size=2) for rng in self._rngs])
-        return np.repeat(targets[:, None, :], self.hold, axis=1)
-
-
-def ExpertPolicy(**expert_kwargs: Any) -> PerStepPolicy:
-    """The scripted expert (:class:`dplearn.experts.PushTExpert`) as a policy; one copy per episode,
-    each reset with its episode's seed. Needs ``obs_type="state"``."""
-    from dplearn.experts import PushTExpert
-
-    return PerStepPolicy(PushTExpert(**expert_kwargs))
-
-
-def as_policy(policy: Any) -> Any:
-    """A chunk policy as is; a per-step callable wrapped in :class:`PerStepPolicy`."""
-    if hasattr(policy, "obs_horizon"):
-        t_o = policy.obs_horizon
-        if not isinstance(t_o, (int, np.integer)) or t_o < 1:
-            raise ValueError(f"policy.obs_horizon must be a positive integer, got {t_o!r}")
-        return policy
-    if callable(policy):
-        return PerStepPolicy(policy)
-    raise ValueError(
-        "policy must be a chunk policy (with obs_horizon, called on a batch of histories) or a "
-        f"callable obs -> action, got {type(policy).__name__}"
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Rollouts
 # ---------------------------------------------------------------------------------------------
 def _ask(policy: Any, histories: list[deque], obs_type: str, raw: bool,
@@ -302,8 +191,8 @@ def _stack_raw(obs_list: list[Any]) -> Any:
 
 def evaluate(
     policy: Any,
-    n_episodes: int = 50,
-    seed: int = DEFAULT_EVAL_SEED,
+    n_episodes: int = N_TEST_EPISODES,
+    seed: int = TEST_SEED,
     obs_type: str | None = None,
     max_steps: int = MAX_STEPS,
     n_envs: int | None = None,
@@ -365,21 +254,12 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
-    from dplearn.envs import PushTEnv
-
-    if not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if obs_type is None:
-        obs_type = getattr(policy, "obs_type", "state")
-    if obs_type not in OBS_TYPES:
-        raise ValueError(f"obs_type must be one of {OBS_TYPES}, got {obs_type!r}")
-    if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
-    n_envs = min(n_episodes, 10) if n_envs is None else n_envs
-    if not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
-        raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
+    n_episodes = positive_int("n_episodes", n_episodes)
+    seed = non_negative_int("seed", seed)
+    obs_type = choice("obs_type", getattr(policy, "obs_type", "state") if obs_type is None else obs_type,
+                      OBS_TYPES)
+    max_steps = positive_int("max_steps", max_steps)
+    n_envs = positive_int("n_envs", min(n_episodes, 10) if n_envs is None else n_envs)
     n_record = n_episodes if record is True else int(record or 0)
     if start_states is not None:
         start_states = np.asarray(start_states, dtype=np.float64)
@@ -389,8 +269,6 @@ def evaluate(
 
     pool = None
     if not (isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers == 1):
-        from dplearn.envs.parallel import EnvWorkers
-
         if isinstance(workers, EnvWorkers):
             if workers.closed:
                 raise ValueError("workers is a closed EnvWorkers pool")
@@ -412,8 +290,6 @@ def evaluate(
     make_env = PushTEnv if make_env is None else make_env
     if pool is not None:
         import pickle
-
-        from dplearn.envs.parallel import EnvWorkers
 
         try:
             pickle.dumps((make_env, kwargs))
@@ -442,7 +318,7 @@ def evaluate(
             histories.append(deque([obs] * t_o, maxlen=t_o))
             rewards.append([])
             coverages.append([])
-            states.append([_state_of(env, obs, obs_type)])
+            states.append([state_of(env, obs, obs_type)])
             taken.append([])
         if hasattr(policy, "reset"):
             policy.reset(seeds)
@@ -462,7 +338,7 @@ def evaluate(
                     histories[b].append(obs)
                     rewards[b].append(float(reward))
                     coverages[b].append(float(info["coverage"]))
-                    states[b].append(_state_of(batch[b], obs, obs_type))
+                    states[b].append(state_of(batch[b], obs, obs_type))
                     if terminated or truncated or len(rewards[b]) >= max_steps:
                         active[b] = False
                         bar.update(1)
@@ -472,7 +348,7 @@ def evaluate(
                                states=np.array(states[b], dtype=np.float32),
                                actions=np.array(taken[b], dtype=np.float32).reshape(-1, 2))
             if first + b < n_record:
-                ep.frames = render_frames(ep.states, record_size, ep.actions)
+                ep.frames = _recorded_frames(ep.states, record_size, ep.actions)
             results.append(ep)
     bar.close()
     return EvalResult(results)
@@ -543,25 +419,15 @@ def _evaluate_parallel(pool: Any, policy: Any, n_episodes: int, seed: int, obs_t
                                               states=np.array(states[b], dtype=np.float32),
                                               actions=np.array(taken[b], dtype=np.float32).reshape(-1, 2)))
     for i, ep in enumerate(episodes[:n_record]):
-        ep.frames = render_frames(ep.states, record_size, ep.actions)
+        ep.frames = _recorded_frames(ep.states, record_size, ep.actions)
         episodes[i] = ep
     bar.close()
     return EvalResult(episodes)
 
 
-def _state_of(env: Any, obs: Any, obs_type: str) -> np.ndarray:
-    """(5,) state (agent x, y, block x, y, angle mod 2π) of a PushTEnv, whatever its obs type
-    (:func:`dplearn.envs.parallel.state_of`, which the worker processes use, is the same)."""
-    if obs_type == "state":
-        return np.asarray(obs, dtype=np.float32)
-    return np.asarray(env.unwrapped.get_state(), dtype=np.float32)
-
-
-def render_frames(states: np.ndarray, size: int = 192, actions: np.ndarray | None = None) -> np.ndarray:
+def _recorded_frames(states: np.ndarray, size: int = 192, actions: np.ndarray | None = None) -> np.ndarray:
     """Frames (T, size, size, 3) uint8 of a state trajectory (T, 5), with the env's renderer;
     frame t marks ``actions[t]`` (if given and t < len(actions)) with a red cross."""
-    from dplearn.envs.render import render_state
-
     states = np.asarray(states)
     n_act = 0 if actions is None else len(actions)
     return np.stack([render_state(s, size=size, action=actions[t] if t < n_act else None)

@@ -30,7 +30,6 @@ import torch
 
 from dplearn.data import (
     CAMERA_KEYS,
-    IMAGE_OBS_TYPES,
     OBS_CAMERAS,
     Demos,
     Normalizer,
@@ -39,6 +38,7 @@ from dplearn.data import (
     load_pusht_demos,
 )
 from dplearn.data.frames import RENDER_VERSION
+from dplearn.envs.benchmark import IMAGE_OBS_TYPES
 from dplearn.policies import Policy, make_policy
 from dplearn.seeding import seed_everything
 from dplearn.training import TrainConfig, TrainResult, train
@@ -93,6 +93,8 @@ class PolicyRecipe:
 
 _ONE_STEP = {"obs_dim": 5, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 2, "action_horizon": 1,
              "obs_type": "state"}
+_ONE_STEP_KEYPOINTS = {**_ONE_STEP, "obs_dim": 20, "obs_type": "keypoints"}
+_QUICK_MLP = {"quick": {"hidden": 64, "n_layers": 2}}  # tests and CI: the same code, narrower
 
 def _image_recipe(obs_type: str) -> dict[str, Any]:
     """The image recipe of ``diffusion-cnn`` (chapter 9), the same for one camera and for two."""
@@ -151,6 +153,34 @@ PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
         config={**_ONE_STEP, "hidden": 256, "n_layers": 3, "n_negatives": 512, "dfo_samples": 256,
                 "dfo_iterations": 3, "dfo_noise": 0.1, "dfo_shrink": 0.5},
         steps={"quick": 20, "book": 500, "full": 15_000}, batch_size=128, lr=5e-4),
+    # Part II on the benchmark's low-dim observation (chapter 10's comparison): the same networks on
+    # the 20 keypoint numbers, trained longer in the full tier; IBC with the IBC paper's 256
+    # counter-examples per example and its DFO (16,384 samples, 3 iterations, noise 0.33 halved
+    # each iteration), narrowed to 1,024 samples in the book tier so that a CPU can evaluate it
+    ("regression", "keypoints"): PolicyRecipe(
+        config={**_ONE_STEP_KEYPOINTS, "hidden": 512, "n_layers": 4},
+        steps={"quick": 200, "book": 3_000, "full": 50_000},
+        tier_config=_QUICK_MLP),
+    ("categorical", "keypoints"): PolicyRecipe(
+        config={**_ONE_STEP_KEYPOINTS, "hidden": 512, "n_layers": 4, "n_bins": 64, "decode": "argmax"},
+        steps={"quick": 200, "book": 3_000, "full": 50_000},
+        tier_config=_QUICK_MLP),
+    ("mixture", "keypoints"): PolicyRecipe(
+        config={**_ONE_STEP_KEYPOINTS, "hidden": 512, "n_layers": 4, "n_components": 5},
+        steps={"quick": 200, "book": 3_000, "full": 50_000},
+        tier_config=_QUICK_MLP),
+    ("lstm-gmm", "keypoints"): PolicyRecipe(
+        config={"obs_dim": 20, "action_dim": 2, "obs_horizon": 10, "pred_horizon": 10, "action_horizon": 1,
+                "obs_type": "keypoints", "hidden": 400, "n_layers": 2, "n_components": 5},
+        steps={"quick": 100, "book": 2_000, "full": 30_000}, lr=5e-4,
+        tier_config={"quick": {"hidden": 64}}, tier_train={"quick": {"batch_size": 64}}),
+    ("ibc", "keypoints"): PolicyRecipe(
+        config={**_ONE_STEP_KEYPOINTS, "hidden": 512, "n_layers": 4, "n_negatives": 256,
+                "dfo_samples": 16_384, "dfo_iterations": 3, "dfo_noise": 0.33, "dfo_shrink": 0.5},
+        steps={"quick": 20, "book": 500, "full": 30_000},
+        tier_config={"quick": {"hidden": 64, "n_layers": 2, "n_negatives": 32, "dfo_samples": 64},
+                     "book": {"hidden": 256, "n_layers": 3, "dfo_samples": 1_024}},
+        batch_size=128, lr=5e-4),
     ("diffusion-cnn", "keypoints"): PolicyRecipe(
         config={"obs_dim": 20, "action_dim": 2, "obs_horizon": 2, "pred_horizon": 16, "action_horizon": 8,
                 "obs_type": "keypoints", "kernel_size": 5, "n_groups": 8, "num_diffusion_steps": 100,
@@ -182,7 +212,8 @@ PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
 
 
 def recipe_for(name: str, obs_type: str | None = None) -> tuple[str, PolicyRecipe]:
-    """``(obs_type, recipe)`` of policy ``name`` on ``obs_type`` (default: the policy's first recipe).
+    """``(obs_type, recipe)`` of policy ``name`` on ``obs_type`` (default: the policy's first recipe in
+    :data:`PUSHT_RECIPES`, e.g. ``state`` for the Part II policies, ``keypoints`` for the diffusion ones).
 
     Unknown combinations raise ``ValueError`` listing the known ones.
 
@@ -190,7 +221,7 @@ def recipe_for(name: str, obs_type: str | None = None) -> tuple[str, PolicyRecip
     """
     known = sorted(PUSHT_RECIPES)
     if obs_type is None:
-        matches = [o for n, o in known if n == name]
+        matches = [o for n, o in PUSHT_RECIPES if n == name]  # in the table's order
         if not matches:
             raise ValueError(f"name must be one of the policies with a Push-T recipe {sorted({n for n, _ in known})}, "
                              f"got {name!r}")

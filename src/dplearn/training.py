@@ -38,7 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dplearn.atomic import torch_save_atomic
+from dplearn import validate
+from dplearn.atomic import CheckpointError, torch_load, torch_save_atomic
 from dplearn.seeding import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "warmup_cosine", "train", "select_device",
@@ -105,27 +106,15 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         def integer(name: str, low: int) -> None:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}")
-            setattr(self, name, int(value))
+            setattr(self, name, validate.integer(f"TrainConfig.{name}", getattr(self, name), low=low))
 
-        def number(name: str, low: float, high: float = math.inf, low_open: bool = True,
+        def number(name: str, low: float, high: float | None = None, low_open: bool = True,
                    high_open: bool = True, optional: bool = False) -> None:
             value = getattr(self, name)
             if value is None and optional:
                 return
-            ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-            if ok:
-                v = float(value)
-                ok = math.isfinite(v) and (v > low if low_open else v >= low) and (
-                    v < high if high_open else v <= high)
-            if not ok:
-                lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-                none = " or None" if optional else ""
-                raise ValueError(f"TrainConfig.{name} must be a number in {lo}{low}, {high}{hi}{none}, "
-                                 f"got {value!r}")
-            setattr(self, name, float(value))
+            setattr(self, name, validate.finite_float(f"TrainConfig.{name}", value, low=low, high=high,
+                                                      low_open=low_open, high_open=high_open))
 
         integer("steps", 1)
         integer("batch_size", 1)
@@ -141,19 +130,16 @@ class TrainConfig:
         if not isinstance(self.device, (str, torch.device)):
             raise ValueError(f"TrainConfig.device must be 'auto' or a torch device string, got {self.device!r}")
         integer("log_every", 1)
-        if not isinstance(self.progress, bool):
-            raise ValueError(f"TrainConfig.progress must be True or False, got {self.progress!r}")
+        self.progress = validate.boolean("TrainConfig.progress", self.progress)
         if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, (str, os.PathLike)):
             raise ValueError(f"TrainConfig.checkpoint_path must be a path or None, got {self.checkpoint_path!r}")
         integer("checkpoint_every", 0)
         betas = self.betas
-        if (not isinstance(betas, (tuple, list)) or len(betas) != 2
-                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0.0 <= b < 1.0
-                           and math.isfinite(b) for b in betas)):
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ValueError(f"TrainConfig.betas must be two numbers in [0, 1), got {betas!r}")
-        self.betas = (float(betas[0]), float(betas[1]))
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"TrainConfig.amp must be one of {AMP_MODES}, got {self.amp!r}")
+        self.betas = tuple(validate.finite_float(f"TrainConfig.betas[{i}]", b, low=0.0, high=1.0, high_open=True)
+                           for i, b in enumerate(betas))
+        validate.choice("TrainConfig.amp", self.amp, AMP_MODES)
 
 
 @dataclass
@@ -198,13 +184,9 @@ def warmup_cosine(step: int, warmup: int, total: int) -> float:
 
     Introduced in chapter 3.
     """
-    for name, value in (("step", step), ("warmup", warmup), ("total", total)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    if total < 1:
-        raise ValueError(f"total must be >= 1, got {total}")
-    if warmup > total:
-        raise ValueError(f"warmup must be <= total={total}, got {warmup}")
+    step = validate.non_negative_int("step", step)
+    total = validate.positive_int("total", total)
+    warmup = validate.integer("warmup", warmup, low=0, high=total)  # at most total
     if step < warmup:
         return step / warmup
     if step >= total:
@@ -237,13 +219,8 @@ class EMA:
     def __init__(self, model: nn.Module, decay: float = 0.999, power: float | None = None):
         if not isinstance(model, nn.Module):
             raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (0.0 <= decay < 1.0):
-            raise ValueError(f"decay must be a number in [0, 1), got {decay!r}")
-        if power is not None and (isinstance(power, bool) or not isinstance(power, (int, float))
-                                  or not power > 0):
-            raise ValueError(f"power must be a positive number or None, got {power!r}")
-        self.decay = float(decay)
-        self.power = None if power is None else float(power)
+        self.decay = validate.finite_float("decay", decay, low=0.0, high=1.0, high_open=True)
+        self.power = None if power is None else validate.positive_float("power", power)
         self.num_updates = 0
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
@@ -458,21 +435,38 @@ def read_train_state(path: str | os.PathLike) -> dict[str, Any]:
     An empty, truncated or foreign file raises ``ValueError`` naming the file.
     """
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # EOFError, RuntimeError (zip archive), UnpicklingError, ...
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{str(path)!r} is not a readable dplearn training state "
-                         f"({type(exc).__name__}: {reason[:200]})") from None
+    state = torch_load(path, "training state", map_location="cpu")
     if not isinstance(state, Mapping) or state.get("format") != TRAIN_STATE_FORMAT:
-        found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
-        raise ValueError(f"{str(path)!r} is not a dplearn training state of format {TRAIN_STATE_FORMAT!r} "
-                         f"(found {found!r})")
+        found = _format_of(state)
+        raise CheckpointError(f"{str(path)!r} is not a dplearn training state of format {TRAIN_STATE_FORMAT!r} "
+                              f"(found {found})")
     missing = sorted({"model", "optimizer", "scheduler", "ema", "batches", "rng", "losses", "step", "config",
                       "identity"} - set(state))
     if missing:
-        raise ValueError(f"{str(path)!r} is an incomplete training state: missing {missing}")
+        raise CheckpointError(f"{str(path)!r} is an incomplete training state: missing {missing}")
+    for key in ("model", "ema"):
+        weights = state[key] if key == "model" else (state["ema"] or {}).get("model", {})
+        if not isinstance(weights, Mapping):
+            raise CheckpointError(f"{str(path)!r}: its {key!r} entry is not a mapping of tensors")
+        bad = _nonfinite(weights)
+        if bad:
+            raise CheckpointError(f"{str(path)!r}: the {key!r} weights contain NaN or infinite values: {bad[:5]}")
     return dict(state)
+
+
+def _nonfinite(weights: Mapping[str, Any]) -> list[str]:
+    """Names of the floating-point tensors in ``weights`` holding NaN or ±inf."""
+    return [k for k, v in weights.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def _format_of(state: Any) -> str:
+    """What a loaded file holds instead of a dplearn format, for an error message."""
+    if not isinstance(state, Mapping):
+        return f"a {type(state).__name__}"
+    if "format" not in state:
+        return f"a mapping with no 'format' entry, keys {sorted(map(str, state))[:6]}"
+    return repr(state["format"])
 
 
 def _check_resumable(state: Mapping[str, Any], config: TrainConfig, identity: Mapping[str, Any],
@@ -677,8 +671,7 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         raise ValueError(f"loss_fn must be callable as loss_fn(model, batch), got {type(loss_fn).__name__}")
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, (int, np.integer)) or eval_every < 0:
-        raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+    eval_every = validate.non_negative_int("eval_every", eval_every)
     if eval_fn is not None and not callable(eval_fn):
         raise ValueError(f"eval_fn must be callable as eval_fn(step, model), got {type(eval_fn).__name__}")
     if distributed not in (None, True, False):
@@ -907,5 +900,9 @@ def load_checkpoint_model(model: nn.Module, path: str | os.PathLike, ema: bool =
     """
     state = read_train_state(path)
     weights = state["ema"]["model"] if ema and state.get("ema") is not None else state["model"]
-    model.load_state_dict(weights)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:  # missing, unexpected or misshapen tensors
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{str(path)!r}: its weights do not fit the model ({first})") from None
     return model.eval()

@@ -15,6 +15,7 @@ The rules:
   floats (even ``3.0``) and strings are refused;
 - floats: Python and NumPy numbers (``bool`` excluded) are accepted and returned as ``float``;
   NaN and ±inf are always refused, then the bounds are checked;
+- flags: ``True`` or ``False`` (NumPy's ``bool_`` too), never ``0``, ``1`` or a string;
 - choices: the value must be one of a fixed tuple.
 """
 
@@ -25,8 +26,10 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 __all__ = ["integer", "positive_int", "non_negative_int", "finite_float", "positive_float",
-           "probability", "choice"]
+           "probability", "boolean", "choice"]
 
 
 def _describe_range(low: float | None, high: float | None, low_open: bool = False,
@@ -92,6 +95,14 @@ def positive_float(name: str, value: Any) -> float:
 def probability(name: str, value: Any) -> float:
     """``value`` as a ``float`` in [0, 1]."""
     return finite_float(name, value, low=0.0, high=1.0)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """``value`` as a ``bool`` if it is ``True`` or ``False`` (Python or NumPy); ``0``, ``1``, ``None``
+    and strings are refused."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
 def choice(name: str, value: Any, options: Iterable[Any]) -> Any:

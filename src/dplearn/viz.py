@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from dplearn.validate import positive_int
+
 COLORS = {
     "data": "#4c72b0",
     "model": "#dd8452",
@@ -25,8 +27,7 @@ def small_multiples(
     n: int, ncols: int = 4, size: float = 2.6, sharex: bool = True, sharey: bool = True
 ):
     """A grid of ``n`` square panels; returns ``(fig, axes)`` with ``axes`` flat and unused ones hidden."""
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
+    n = positive_int("n", n)
     ncols = min(ncols, n)
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(
@@ -54,8 +55,7 @@ def animate(
     import matplotlib as mpl
     from matplotlib.animation import FuncAnimation
 
-    if n_frames < 1:
-        raise ValueError(f"n_frames must be at least 1, got {n_frames}")
+    n_frames = positive_int("n_frames", n_frames)
     with mpl.rc_context({"animation.embed_limit": embed_limit_mb}):
         anim = FuncAnimation(fig, lambda i: draw(i), frames=n_frames, interval=interval)
         html = anim.to_jshtml(default_mode="once")

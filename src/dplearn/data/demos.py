@@ -6,10 +6,15 @@ The layout is the benchmark's replay buffer: all episodes are concatenated along
 and ``episode_ends`` holds the cumulative end index of each episode, so episode ``i`` is the
 half-open slice ``[episode_ends[i-1], episode_ends[i])`` (with ``episode_ends[-1] = 0``)::
 
-    state         (N, 5) float32   agent x, y, block x, y, block angle mod 2π (the env's ``state`` obs)
-    action        (N, 2) float32   action[i] = target position commanded after observing state[i]
+    state         (N, S) float32   Push-T: S = 5, agent x, y, block x, y, block angle mod 2π
+                                   (the env's ``state`` obs)
+    action        (N, A) float32   action[i] = what was commanded after observing state[i];
+                                   Push-T: A = 2, a target position
     episode_ends  (E,)   int64     strictly increasing, episode_ends[-1] == N
     meta          dict             JSON-able: version, env numbers, seeds, how the file was made
+
+The widths S and A are the data's own (the toy task of chapter 6, :mod:`dplearn.data.toy`, has
+S = A = 2).
 
 On disk it is a compressed ``.npz`` with the three arrays and ``meta`` as a JSON string. Files are
 written atomically (a temporary file in the same folder, then ``os.replace``), so a crash never
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +34,8 @@ from typing import Any
 import numpy as np
 
 from dplearn.atomic import atomic_write
+from dplearn.validate import integer
 
-STATE_DIM = 5
-ACTION_DIM = 2
 FORMAT_VERSION = 1
 SHIPPED_NAME = "pusht_demos.npz"
 _KEYS = ("state", "action", "episode_ends", "meta")
@@ -38,10 +43,10 @@ _KEYS = ("state", "action", "episode_ends", "meta")
 
 def _check(state: np.ndarray, action: np.ndarray, episode_ends: np.ndarray, where: str) -> None:
     """Raise ``ValueError`` naming the first problem with the arrays of a demonstration set."""
-    if state.ndim != 2 or state.shape[1] != STATE_DIM:
-        raise ValueError(f"{where}: state must have shape (N, {STATE_DIM}), got {state.shape}")
-    if action.ndim != 2 or action.shape[1] != ACTION_DIM:
-        raise ValueError(f"{where}: action must have shape (N, {ACTION_DIM}), got {action.shape}")
+    if state.ndim != 2 or state.shape[1] < 1:
+        raise ValueError(f"{where}: state must have shape (N, S) with S >= 1, got {state.shape}")
+    if action.ndim != 2 or action.shape[1] < 1:
+        raise ValueError(f"{where}: action must have shape (N, A) with A >= 1, got {action.shape}")
     if state.shape[0] != action.shape[0]:
         raise ValueError(
             f"{where}: state and action must have the same length N, got {state.shape[0]} "
@@ -72,8 +77,8 @@ class Demos:
 
     Attributes
     ----------
-    state : np.ndarray, (N, 5) float32
-    action : np.ndarray, (N, 2) float32
+    state : np.ndarray, (N, S) float32
+    action : np.ndarray, (N, A) float32
     episode_ends : np.ndarray, (E,) int64, cumulative end indices
     meta : dict, JSON-able description of where the data came from
     """
@@ -100,7 +105,7 @@ class Demos:
     def from_episodes(
         cls, episodes: list[tuple[np.ndarray, np.ndarray]], meta: dict[str, Any] | None = None
     ) -> Demos:
-        """Build from a list of ``(states (T_i, 5), actions (T_i, 2))`` pairs."""
+        """Build from a list of ``(states (T_i, S), actions (T_i, A))`` pairs."""
         if len(episodes) == 0:
             raise ValueError("episodes must contain at least one (states, actions) pair")
         states, actions, lengths = [], [], []
@@ -109,8 +114,8 @@ class Demos:
             a = np.asarray(a, dtype=np.float32)
             if s.ndim != 2 or a.ndim != 2 or s.shape[0] != a.shape[0] or s.shape[0] == 0:
                 raise ValueError(
-                    f"episodes[{i}] must be (states (T, {STATE_DIM}), actions (T, {ACTION_DIM})) "
-                    f"with T > 0, got shapes {s.shape} and {a.shape}"
+                    f"episodes[{i}] must be (states (T, S), actions (T, A)) with T > 0, got "
+                    f"shapes {s.shape} and {a.shape}"
                 )
             states.append(s)
             actions.append(a)
@@ -144,14 +149,12 @@ class Demos:
     def episode_slice(self, i: int) -> slice:
         """The slice of the flat arrays that holds episode ``i`` (negative ``i`` counts from the end)."""
         n = self.n_episodes
-        if not isinstance(i, (int, np.integer)) or not -n <= i < n:
-            raise ValueError(f"i must be an episode index in [-{n}, {n}), got {i!r}")
-        i = int(i) % n
+        i = integer("episode index i", i, low=-n, high=n - 1) % n
         start = 0 if i == 0 else int(self.episode_ends[i - 1])
         return slice(start, int(self.episode_ends[i]))
 
     def episode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(states (T_i, 5), actions (T_i, 2))`` of episode ``i`` (views, not copies)."""
+        """``(states (T_i, S), actions (T_i, A))`` of episode ``i`` (views, not copies)."""
         sl = self.episode_slice(i)
         return self.state[sl], self.action[sl]
 
@@ -215,6 +218,16 @@ def save_demos(path: str | os.PathLike, demos: Demos) -> Path:
     return path
 
 
+def _why_unreadable(exc: Exception) -> str:
+    """A short reason ``np.load`` failed, without NumPy's advice to allow pickles (never safe here)."""
+    text = str(exc)
+    if isinstance(exc, zipfile.BadZipFile) or "zip" in text.lower():
+        return "not an .npz archive, or a truncated one"
+    if "pickle" in text.lower():
+        return "not a NumPy file, or one holding pickled Python objects, which are not loaded"
+    return f"{type(exc).__name__}: {text.splitlines()[0][:160]}" if text else type(exc).__name__
+
+
 def load_demos(path: str | os.PathLike) -> Demos:
     """Read a file written by :func:`save_demos`, refusing a corrupt or mismatched one.
 
@@ -232,7 +245,7 @@ def load_demos(path: str | os.PathLike) -> Demos:
                 raise ValueError("a single array, not an .npz archive")
             arrays = {k: f[k] for k in _KEYS if k in f.files}
     except Exception as exc:  # zip errors, bad headers, pickled objects ...
-        raise ValueError(f"{path.name}: not a readable demonstrations file ({exc})") from None
+        raise ValueError(f"{path.name}: not a readable demonstrations file ({_why_unreadable(exc)})") from None
     missing = [k for k in _KEYS if k not in arrays]
     if missing:
         raise ValueError(f"{path.name}: missing keys {missing}; expected {list(_KEYS)}")
@@ -279,4 +292,8 @@ def load_pusht_demos(path: str | os.PathLike | None = None) -> Demos:
 
     Introduced in chapter 5.
     """
-    return load_demos(shipped_demos_path() if path is None else path)
+    demos = load_demos(shipped_demos_path() if path is None else path)
+    if demos.state.shape[1] != 5 or demos.action.shape[1] != 2:
+        raise ValueError(f"{path or SHIPPED_NAME}: Push-T demonstrations must have state (N, 5) and action "
+                         f"(N, 2), got {demos.state.shape} and {demos.action.shape}")
+    return demos

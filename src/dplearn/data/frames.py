@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dplearn import validate
 from dplearn.atomic import atomic_write
 from dplearn.data.demos import Demos
 
@@ -76,8 +77,7 @@ def render_frames(states: np.ndarray, camera: str = "top", size: int = 96, worke
     if camera not in CAMERAS:
         raise ValueError(f"camera must be one of {list(CAMERAS)}, got {camera!r}")
     states = np.asarray(states, dtype=np.float64)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    workers = validate.positive_int("workers", workers)
     if workers == 1 or len(states) < 2000:
         return _render_chunk((states, camera, size))
     chunks = np.array_split(states, workers * 4)

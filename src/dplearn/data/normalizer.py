@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dplearn import validate
+
 Array = np.ndarray | torch.Tensor
 
 
@@ -70,9 +72,7 @@ class Normalizer(nn.Module):
             raise ValueError("data_min and data_max must be finite")
         if np.any(data_max < data_min):
             raise ValueError("data_max must be >= data_min in every dimension")
-        range_eps = float(range_eps)
-        if not range_eps >= 0:
-            raise ValueError(f"range_eps must be a non-negative number, got {range_eps!r}")
+        range_eps = validate.finite_float("range_eps", range_eps, low=0.0)
         self.register_buffer("data_min", torch.from_numpy(data_min.copy()))
         self.register_buffer("data_max", torch.from_numpy(data_max.copy()))
         self.register_buffer("range_eps", torch.tensor(range_eps, dtype=torch.float64))

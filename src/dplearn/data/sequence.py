@@ -27,11 +27,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from dplearn import validate
 from dplearn.data.demos import Demos
 from dplearn.data.normalizer import Normalizer
-
-OBS_TYPES = ("state", "pixels", "pixels_agent_pos", "keypoints", "two-cameras")
-IMAGE_OBS_TYPES = ("pixels", "pixels_agent_pos", "two-cameras")
+from dplearn.envs.benchmark import OBS_TYPES
 
 
 # ---------------------------------------------------------------------------------------------
@@ -48,10 +47,8 @@ def split_episodes(
 
     Introduced in chapter 5.
     """
-    if not isinstance(n_episodes, (int, np.integer)) or isinstance(n_episodes, bool) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    n_episodes = validate.positive_int("n_episodes", n_episodes)
+    val_fraction = validate.finite_float("val_fraction", val_fraction, low=0.0, high=1.0, high_open=True)
     n_val = 0
     if val_fraction > 0:
         if n_episodes < 2:
@@ -211,10 +208,10 @@ class SequenceDataset(torch.utils.data.Dataset):
     ):
         if not isinstance(demos, Demos):
             raise ValueError(f"demos must be a Demos, got {type(demos).__name__}")
-        for name, value in (("obs_horizon", obs_horizon), ("pred_horizon", pred_horizon),
-                            ("action_horizon", action_horizon), ("render_size", render_size)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        obs_horizon, pred_horizon, action_horizon, render_size = (
+            validate.positive_int(name, value) for name, value in (
+                ("obs_horizon", obs_horizon), ("pred_horizon", pred_horizon),
+                ("action_horizon", action_horizon), ("render_size", render_size)))
         if pred_horizon < obs_horizon:
             raise ValueError(
                 f"pred_horizon (T_p={pred_horizon}) must be >= obs_horizon (T_o={obs_horizon})"

@@ -12,8 +12,11 @@ Introduced in chapter 2 (:func:`q_step`, :func:`q_sample`) and chapter 3 (:func:
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
+from dplearn import seeding
 from dplearn.diffusion.schedule import NoiseSchedule
 
 __all__ = ["q_step", "q_sample", "q_posterior", "predict_x0_from_eps", "predict_eps_from_x0"]
@@ -37,8 +40,8 @@ def check_timesteps(schedule: NoiseSchedule, t: torch.Tensor | int, x: torch.Ten
         raise ValueError(f"{x_name} must have a batch dimension, shape (B, ...), got a 0-d tensor")
     if isinstance(t, bool):
         raise ValueError(f"t must be an integer step index or a long tensor, got {t!r}")
-    if isinstance(t, int):
-        t = torch.full((x.shape[0],), t, dtype=torch.long)
+    if isinstance(t, numbers.Integral):  # Python and NumPy integers alike
+        t = torch.full((x.shape[0],), int(t), dtype=torch.long)
     elif isinstance(t, torch.Tensor):
         if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
             raise ValueError(f"t must be an integer (long) tensor of step indices, got dtype {t.dtype}")
@@ -85,9 +88,9 @@ def _check_same_shape(a: torch.Tensor, a_name: str, b: torch.Tensor, b_name: str
 
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Standard normal noise of ``x``'s shape, dtype and device, drawn from ``generator``'s device."""
-    device = generator.device if generator is not None else x.device
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+    """Standard normal noise of ``x``'s shape, dtype and device, drawn on ``generator``'s device
+    (the rule of :mod:`dplearn.seeding`: the CPU or ``x``'s device; any other raises ``ValueError``)."""
+    return seeding.randn(x.shape, generator, device=x.device, dtype=x.dtype)
 
 
 def _noise_like(x: torch.Tensor, noise: torch.Tensor | None, generator: torch.Generator | None,

@@ -14,11 +14,12 @@ Introduced in chapter 3 (:class:`DDPMSampler`) and chapter 4 (:class:`DDIMSample
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
+from dplearn import seeding, validate
 from dplearn.diffusion.forward import (
     _check_same_shape,
     check_timesteps,
@@ -36,7 +37,7 @@ Model = Callable[..., torch.Tensor]
 
 def _is_index(t: object) -> bool:
     """Is ``t`` one step index for the whole batch (a Python or NumPy integer, not a tensor)?"""
-    return isinstance(t, (int, np.integer)) and not isinstance(t, bool)
+    return isinstance(t, numbers.Integral) and not isinstance(t, bool)
 
 
 def _host_table(schedule: NoiseSchedule, name: str) -> list[float]:
@@ -92,7 +93,8 @@ class _Sampler:
         shape:
             shape ``(B, ...)`` of the samples.
         generator:
-            ``torch.Generator`` for the initial noise and the noise of every step.
+            ``torch.Generator`` for the initial noise and the noise of every step, on the CPU (the
+            same numbers on every device) or on ``device`` (see :mod:`dplearn.seeding`).
         cond:
             conditioning passed to the model as its third argument (e.g. observation features).
         return_trajectory:
@@ -108,8 +110,7 @@ class _Sampler:
         if len(shape) < 1 or any(s < 1 for s in shape):
             raise ValueError(f"shape must be a non-empty tuple of positive sizes (B, ...), got {shape}")
         if x_T is None:
-            gen_device = generator.device if generator is not None else device
-            x = torch.randn(shape, generator=generator, dtype=dtype, device=gen_device).to(device)
+            x = seeding.randn(shape, generator, device=device, dtype=dtype)
         else:
             if tuple(x_T.shape) != shape:
                 raise ValueError(f"x_T must have shape {shape}, got {tuple(x_T.shape)}")
@@ -148,11 +149,9 @@ class DDPMSampler(_Sampler):
     def __init__(self, schedule: NoiseSchedule, clip_sample: bool = True, clip_range: float = 1.0):
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
-        if not float(clip_range) > 0:
-            raise ValueError(f"clip_range must be positive, got {clip_range!r}")
         self.schedule = schedule
-        self.clip_sample = bool(clip_sample)
-        self.clip_range = float(clip_range)
+        self.clip_sample = validate.boolean("clip_sample", clip_sample)
+        self.clip_range = validate.positive_float("clip_range", clip_range)
         self.timesteps = torch.arange(schedule.num_steps - 1, -1, -1, dtype=torch.long)
         self._host = {name: _host_table(schedule, name) for name in (
             "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod", "posterior_mean_coef1",
@@ -251,22 +250,12 @@ class DDIMSampler(_Sampler):
         if not isinstance(schedule, NoiseSchedule):
             raise ValueError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
         T = schedule.num_steps
-        if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
-            raise ValueError(f"num_steps must be an integer in [1, {T}], got {num_steps!r}")
-        num_steps = int(num_steps)
-        if not 1 <= num_steps <= T:
-            raise ValueError(f"num_steps must be in [1, {T}] (the schedule's training steps), got {num_steps}")
-        if not float(eta) >= 0.0:
-            raise ValueError(f"eta must be non-negative, got {eta!r}")
-        if not float(clip_range) > 0:
-            raise ValueError(f"clip_range must be positive, got {clip_range!r}")
-        if spacing not in self.SPACINGS:
-            raise ValueError(f"spacing must be one of {', '.join(self.SPACINGS)}, got {spacing!r}")
+        num_steps = validate.integer("num_steps", num_steps, low=1, high=T)  # at most the training steps
         self.schedule = schedule
-        self.eta = float(eta)
-        self.clip_sample = bool(clip_sample)
-        self.clip_range = float(clip_range)
-        self.spacing = spacing
+        self.eta = validate.finite_float("eta", eta, low=0.0)
+        self.clip_sample = validate.boolean("clip_sample", clip_sample)
+        self.clip_range = validate.positive_float("clip_range", clip_range)
+        self.spacing = validate.choice("spacing", spacing, self.SPACINGS)
         k = torch.arange(num_steps - 1, -1, -1, dtype=torch.float64)
         if spacing == "leading":
             ts = k * (T // num_steps)
@@ -384,8 +373,6 @@ class DDIMSampler(_Sampler):
         if trajectory is not None:
             return x, torch.stack(trajectory)
         return x
-
-    encode = invert
 
     def __repr__(self) -> str:
         return (f"DDIMSampler(T={self.schedule.num_steps}, num_steps={self.num_steps}, eta={self.eta}, "

@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dplearn import validate
+
 __all__ = ["NoiseSchedule"]
 
 
@@ -142,10 +144,9 @@ class NoiseSchedule(nn.Module):
         ``T = 1000``, 1e-4 and 0.02. With ``T = 1`` the single beta is ``beta_start``.
         """
         T = _check_T(T)
-        for name, value in (("beta_start", beta_start), ("beta_end", beta_end)):
-            if not (0.0 < float(value) < 1.0):
-                raise ValueError(f"{name} must lie in (0, 1), got {value!r}")
-        betas = torch.linspace(float(beta_start), float(beta_end), T, dtype=torch.float64)
+        beta_start, beta_end = (validate.finite_float(name, value, low=0.0, high=1.0, low_open=True, high_open=True)
+                                for name, value in (("beta_start", beta_start), ("beta_end", beta_end)))
+        betas = torch.linspace(beta_start, beta_end, T, dtype=torch.float64)
         return cls(betas, dtype=dtype)
 
     @classmethod
@@ -160,10 +161,8 @@ class NoiseSchedule(nn.Module):
         this schedule with ``T = 100`` (diffusers' ``squaredcos_cap_v2``).
         """
         T = _check_T(T)
-        if not (float(s) >= 0.0):
-            raise ValueError(f"s must be a non-negative offset, got {s!r}")
-        if not (0.0 < float(max_beta) < 1.0):
-            raise ValueError(f"max_beta must lie in (0, 1), got {max_beta!r}")
+        s = validate.finite_float("s", s, low=0.0)
+        max_beta = validate.finite_float("max_beta", max_beta, low=0.0, high=1.0, low_open=True, high_open=True)
 
         def f(u: torch.Tensor) -> torch.Tensor:
             return torch.cos((u + s) / (1.0 + s) * math.pi / 2.0) ** 2
@@ -232,8 +231,5 @@ class NoiseSchedule(nn.Module):
 
 
 def _check_T(T: int) -> int:
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
-        raise ValueError(f"T must be a positive integer (number of steps), got {T!r}")
-    if T < 1:
-        raise ValueError(f"T must be at least 1, got {T}")
-    return int(T)
+    """The number of steps ``T`` as an ``int`` >= 1 (Python or NumPy integer)."""
+    return validate.positive_int("T", T)

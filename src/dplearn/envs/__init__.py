@@ -1,5 +1,8 @@
 """Environments: Push-T (the benchmark of Diffusion Policy) with its geometry and renderer.
 
+The benchmark's numbers (workspace, goal pose, success threshold, time limit, test seeds,
+observation types) live in :mod:`dplearn.envs.benchmark`.
+
 Introduced in chapter 5. Importing this package registers ``dplearn/PushT-v0`` with gymnasium
 (time limit 300 steps)::
 
@@ -12,8 +15,18 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from dplearn.envs.geometry import (
+from dplearn.envs.benchmark import (
     GOAL_POSE,
+    IMAGE_OBS_TYPES,
+    MAX_STEPS,
+    N_TEST_EPISODES,
+    OBS_TYPES,
+    SUCCESS_THRESHOLD,
+    TEST_SEED,
+    WORKSPACE_SIZE,
+    benchmark_start,
+)
+from dplearn.envs.geometry import (
     T_KEYPOINTS,
     T_VERTICES,
     coverage,
@@ -21,13 +34,20 @@ from dplearn.envs.geometry import (
     t_keypoints_batch,
     t_polygons,
 )
-from dplearn.envs.pusht import PushTEnv, benchmark_start
+from dplearn.envs.pusht import PushTEnv
 from dplearn.envs.render import CAMERAS, render_cameras, render_state, render_states, render_wrist
 
 __all__ = [
     "PushTEnv",
     "coverage",
     "GOAL_POSE",
+    "IMAGE_OBS_TYPES",
+    "MAX_STEPS",
+    "N_TEST_EPISODES",
+    "OBS_TYPES",
+    "SUCCESS_THRESHOLD",
+    "TEST_SEED",
+    "WORKSPACE_SIZE",
     "T_VERTICES",
     "t_polygons",
     "t_keypoints",
@@ -45,4 +65,4 @@ __all__ = [
 PUSHT_ID = "dplearn/PushT-v0"
 
 if PUSHT_ID not in gym.registry:
-    gym.register(id=PUSHT_ID, entry_point="dplearn.envs.pusht:PushTEnv", max_episode_steps=300)
+    gym.register(id=PUSHT_ID, entry_point="dplearn.envs.pusht:PushTEnv", max_episode_steps=MAX_STEPS)

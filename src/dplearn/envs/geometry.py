@@ -24,6 +24,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from dplearn.envs.benchmark import GOAL_POSE
+from dplearn.validate import integer
+
 __all__ = [
     "T_VERTICES",
     "T_AREA",
@@ -72,9 +75,6 @@ T_KEYPOINTS.setflags(write=False)
 
 #: Largest distance from the body origin to a point of the T: |(15, 120)|.
 T_RADIUS: float = math.hypot(15.0, 120.0)
-
-#: The goal pose of the benchmark: (x, y, θ) = (256, 256, π/4).
-GOAL_POSE: tuple[float, float, float] = (256.0, 256.0, math.pi / 4)
 
 _Pose = Sequence[float] | np.ndarray
 _Poly = list[tuple[float, float]]
@@ -145,8 +145,7 @@ def farthest_point_keypoints(n: int = 9) -> np.ndarray:
     point is largest. ``farthest_point_keypoints(9)`` is :data:`T_KEYPOINTS`. Introduced in
     chapter 5.
     """
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= 6300:
-        raise ValueError(f"n must be an integer in [1, 6300], got {n!r}")
+    n = integer("n", n, low=1, high=6300)
     xs, ys = np.meshgrid(np.arange(-60, 60) + 0.5, np.arange(0, 120) + 0.5, indexing="xy")
     pts = np.stack([xs.ravel(), ys.ravel()], axis=1)
     in_bar = (np.abs(pts[:, 0]) < 60) & (pts[:, 1] < 30)

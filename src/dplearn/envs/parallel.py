@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from dplearn import validate
+
 __all__ = ["EnvWorkers", "state_of", "default_workers"]
 
 
@@ -137,8 +139,8 @@ def _serve(conn: Any) -> None:
             else:
                 raise ValueError(f"unknown command {command!r}")
             conn.send(("ok", reply))
-        except Exception:  # the caller raises it, with the worker's traceback
-            conn.send(("error", traceback.format_exc()))
+        except Exception as exc:  # the caller raises it: bad input as its one line, else the traceback
+            conn.send(("error", (traceback.format_exc(), str(exc) if isinstance(exc, ValueError) else None)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,9 +158,7 @@ class EnvWorkers:
     """
 
     def __init__(self, workers: int, start_method: str = "spawn"):
-        if isinstance(workers, bool) or not isinstance(workers, (int, np.integer)) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
-        self.n = int(workers)
+        self.n = validate.positive_int("workers", workers)
         ctx = mp.get_context(start_method)
         self._conns, self._procs = [], []
         try:
@@ -191,7 +191,10 @@ class EnvWorkers:
             raise RuntimeError(f"environment worker {w} died (exit code {code})") from None
         if status == "error":
             self.close()  # other workers may still owe replies: the pool cannot be used any more
-            raise RuntimeError(f"environment worker {w} failed:\n{reply}")
+            trace, bad_input = reply
+            if bad_input is not None:  # e.g. a NaN action: the env's own message, no traceback
+                raise ValueError(f"environment worker {w}: {bad_input}")
+            raise RuntimeError(f"environment worker {w} failed:\n{trace}")
         return reply
 
     def _ask_all(self, messages: dict[int, tuple]) -> dict[int, Any]:
@@ -250,7 +253,7 @@ class EnvWorkers:
         """Whole episodes of the per-step callable ``fn``: ``[(index, seed, start_state or None)]`` →
         ``{index: (rewards, coverages, states, actions)}``. Episodes go out one at a time to whichever
         worker is free (episodes differ in length); a stateful ``fn`` is deep-copied and reset with
-        the episode's seed, as :class:`dplearn.evaluation.PerStepPolicy` does."""
+        the episode's seed, as :class:`dplearn.policy_protocol.PerStepPolicy` does."""
         if self._slots < 1:
             raise RuntimeError("configure() the environments before run_episodes()")
         todo = list(requests)[::-1]

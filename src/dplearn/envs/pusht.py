@@ -63,8 +63,16 @@ import pymunk
 from gymnasium import spaces
 from pymunk._chipmunk import lib
 
-from dplearn.envs.geometry import (
+from dplearn import validate
+from dplearn.envs.benchmark import (
     GOAL_POSE,
+    IMAGE_OBS_TYPES,
+    OBS_TYPES,
+    SUCCESS_THRESHOLD,
+    WORKSPACE_SIZE,
+    benchmark_start,
+)
+from dplearn.envs.geometry import (
     T_CENTER_OF_GRAVITY,
     T_KEYPOINTS,
     T_RADIUS,
@@ -93,13 +101,9 @@ __all__ = [
     "benchmark_start",
 ]
 
-OBS_TYPES = ("state", "keypoints", "pixels", "pixels_agent_pos", "two-cameras")
-#: Observation types that hold images.
-IMAGE_OBS_TYPES = ("pixels", "pixels_agent_pos", "two-cameras")
 START_DISTRIBUTIONS = ("benchmark", "uniform")
 RESET_OPTIONS = ("reset_to_state",)
 
-WORKSPACE_SIZE = 512.0
 WALLS: tuple[tuple[tuple[float, float], tuple[float, float]], ...] = (
     ((5.0, 506.0), (5.0, 5.0)),
     ((5.0, 5.0), (506.0, 5.0)),
@@ -118,31 +122,6 @@ DT = 1.0 / SIM_HZ
 SUBSTEPS = SIM_HZ // CONTROL_HZ
 K_P = 100.0
 K_V = 20.0
-SUCCESS_THRESHOLD = 0.95
-
-def benchmark_start(seed: int) -> np.ndarray:
-    """The benchmark's start state for ``seed``: (agent x, agent y, block x, block y, block angle).
-
-    Diffusion Policy's Push-T env draws it with NumPy's legacy generator (its runner resets test
-    episode i with seed 100000 + i)::
-
-        rs = np.random.RandomState(seed)
-        agent = rs.randint(50, 450), rs.randint(50, 450)
-        block = rs.randint(100, 400), rs.randint(100, 400)
-        angle = rs.randn() * 2π − π
-
-    so seeds 100000–100049 are the paper's 50 test starts. The angle is not wrapped (the
-    observation wraps it modulo 2π). Introduced in chapter 5.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an integer in [0, 2**32), got {seed!r}")
-    rs = np.random.RandomState(int(seed))
-    return np.array(
-        [rs.randint(50, 450), rs.randint(50, 450), rs.randint(100, 400), rs.randint(100, 400),
-         rs.randn() * 2 * np.pi - np.pi],
-        dtype=np.float64,
-    )
-
 
 class PushTEnv(gym.Env):
     """The Push-T environment (gymnasium API). Introduced in chapter 5.
@@ -169,7 +148,7 @@ class PushTEnv(gym.Env):
     ``is_success``, ``block_pose`` (x, y, θ), ``goal_pose`` and ``n_contacts`` (contact points per
     physics step, rounded up). ``reset(options={"reset_to_state": [ax, ay, bx, by, θ]})`` starts
     from a given state; any other option key is refused. Targets outside the workspace are
-    accepted, as in the benchmark (the pusher is then stopped by the walls); they must be finite.
+    accepted and not clipped, as in the benchmark (see :meth:`step`); they must be finite.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_HZ}
@@ -192,13 +171,10 @@ class PushTEnv(gym.Env):
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
             )
-        for name, value in (("render_size", render_size), ("obs_size", obs_size)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 8:
-                raise ValueError(f"{name} must be an integer of at least 8 pixels, got {value!r}")
         self.obs_type = obs_type
         self.render_mode = render_mode
-        self.render_size = int(render_size)
-        self.obs_size = int(obs_size)
+        self.render_size = validate.integer("render_size", render_size, low=8)  # pixels
+        self.obs_size = validate.integer("obs_size", obs_size, low=8)
         self.goal_pose = np.array(GOAL_POSE, dtype=np.float64)
         self._goal = tuple(float(v) for v in GOAL_POSE)
         self.success_threshold = SUCCESS_THRESHOLD
@@ -348,6 +324,16 @@ class PushTEnv(gym.Env):
         return self._get_obs(), self._get_info(cov)
 
     def step(self, action):
+        """Move the pusher towards the target ``action`` = (x, y) for one control step (10 physics steps).
+
+        ``action`` is any array-like of 2 finite numbers; NaN, ±inf or another shape raise
+        ``ValueError`` naming the action. A target outside the workspace [0, 512]² is accepted and
+        not clipped, as the benchmark does (its scores assume it): the pusher is a kinematic body,
+        so the walls do not stop it, and it follows the target out of the workspace, where it
+        cannot touch the block. The demonstrations and the policies trained on them stay inside.
+
+        Returns ``(obs, reward, terminated, truncated, info)``; see the class docstring.
+        """
         if self._space is None:
             raise RuntimeError("call reset() before step()")
         tx, ty = self._check_action(action)

@@ -36,7 +36,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dplearn.envs.geometry import GOAL_POSE, T_VERTICES
+from dplearn import validate
+from dplearn.envs.benchmark import GOAL_POSE, WORKSPACE_SIZE
+from dplearn.envs.geometry import T_VERTICES
 
 __all__ = [
     "render_state",
@@ -57,7 +59,6 @@ __all__ = [
     "ACTION_COLOR",
 ]
 
-WORKSPACE = 512.0
 BACKGROUND_COLOR = (255, 255, 255)
 WALL_COLOR = (211, 211, 211)  # LightGray
 GOAL_COLOR = (144, 238, 144)  # LightGreen
@@ -93,7 +94,7 @@ class _Canvas:
     def __init__(self, img: np.ndarray, origin: tuple[float, float] = (0.0, 0.0), scale: float | None = None):
         self.img = img
         self.size = img.shape[1]
-        self.scale = self.size / WORKSPACE if scale is None else float(scale)
+        self.scale = self.size / WORKSPACE_SIZE if scale is None else float(scale)
         self.x0, self.y0 = float(origin[0]), float(origin[1])
         self.xs = self.x0 + _centres(img.shape[2], self.scale)
         self.ys = self.y0 + _centres(img.shape[1], self.scale)
@@ -363,9 +364,8 @@ def _background(size: int, goal_pose: tuple[float, float, float]) -> np.ndarray:
 
 
 def _check_size(size) -> int:
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 8:
-        raise ValueError(f"size must be an integer of at least 8 pixels, got {size!r}")
-    return int(size)
+    """An image side in pixels: an integer >= 8."""
+    return validate.integer("size", size, low=8)
 
 
 def _check_state(state) -> np.ndarray:
@@ -456,7 +456,7 @@ def _wrist_background(size: int, field: float, goal: tuple, J: int, I: int) -> n
     covers the workspace and a margin of half a field around it, else drawn on the spot."""
     s = size / field
     margin = size // 2 + 2  # pixels around the workspace: a pusher anywhere in [0, 512]² fits
-    n = int(math.ceil(WORKSPACE * s)) + 2 * margin
+    n = int(math.ceil(WORKSPACE_SIZE * s)) + 2 * margin
 
     def make() -> np.ndarray:
         canvas = _Canvas(np.empty((3, n, n), dtype=np.float32), origin=(-margin / s, -margin / s), scale=s)
@@ -491,9 +491,7 @@ def render_wrist(
     Introduced in chapter 9.
     """
     size = _check_size(size)
-    field = float(field)
-    if not (math.isfinite(field) and field > 0):
-        raise ValueError(f"field must be a positive number of workspace units, got {field!r}")
+    field = validate.positive_float("field", field)  # in workspace units
     return _wrist(_check_state(state), size, _check_goal(goal_pose), action, field)
 
 

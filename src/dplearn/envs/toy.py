@@ -17,7 +17,8 @@ from s_t to s_{t+1} touches the obstacle (collision) or after ``max_steps`` step
 averages the two modes heads straight into the obstacle, which is the failure chapter 6 measures.
 
 Everything here is NumPy and vectorised over episodes: :func:`rollout` runs many episodes at once
-and calls the policy with a batch of observation histories.
+and calls the policy with a batch of observation histories. The scripted demonstrations of the
+task are :func:`dplearn.data.toy.make_toy_demos`.
 
 Introduced in chapter 6.
 """
@@ -25,12 +26,13 @@ Introduced in chapter 6.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AroundObstacle", "ToyDemos", "ToyRollouts", "make_toy_demos", "rollout",
-           "segment_hits_disc"]
+from dplearn.validate import finite_float, positive_float, positive_int
+
+__all__ = ["AroundObstacle", "ToyRollouts", "rollout", "segment_hits_disc"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,12 +72,9 @@ class AroundObstacle:
             if len(value) != 2 or not np.all(np.isfinite(value)):
                 raise ValueError(f"{name} must be a finite (x, y) pair, got {value!r}")
         for name in ("goal_radius", "obstacle_radius", "max_step", "bounds"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if not self.start_noise >= 0:
-            raise ValueError(f"start_noise must be >= 0, got {self.start_noise!r}")
-        if isinstance(self.max_steps, bool) or not isinstance(self.max_steps, int) or self.max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+            positive_float(name, getattr(self, name))
+        finite_float("start_noise", self.start_noise, low=0.0)
+        positive_int("max_steps", self.max_steps)
 
     def reset(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` start positions, shape (n, 2)."""
@@ -114,133 +113,6 @@ def segment_hits_disc(p: np.ndarray, q: np.ndarray, centre: np.ndarray, radius: 
     u = np.clip(np.sum((centre - p) * d, axis=-1) / np.maximum(dd, 1e-12), 0.0, 1.0)
     closest = p + u[:, None] * d
     return np.linalg.norm(closest - centre, axis=-1) < radius
-
-
-# ---------------------------------------------------------------------------------------------
-# demonstrations
-# ---------------------------------------------------------------------------------------------
-@dataclass
-class ToyDemos:
-    """Demonstrations of the toy task in the flat replay-buffer layout of :class:`dplearn.data.Demos`.
-
-    ``state`` (N, 2) and ``action`` (N, 2) float32, ``episode_ends`` (E,) cumulative end indices,
-    ``side`` (E,) int: −1 for episodes that went left of the obstacle, +1 for right.
-
-    Introduced in chapter 6.
-    """
-
-    state: np.ndarray
-    action: np.ndarray
-    episode_ends: np.ndarray
-    side: np.ndarray
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def n_episodes(self) -> int:
-        return int(self.episode_ends.shape[0])
-
-    @property
-    def episode_starts(self) -> np.ndarray:
-        return np.concatenate([[0], self.episode_ends[:-1]]).astype(np.int64)
-
-    def episode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(states (T_i, 2), actions (T_i, 2))`` of episode ``i``."""
-        if not -self.n_episodes <= i < self.n_episodes:
-            raise ValueError(f"i must be an episode index in [-{self.n_episodes}, {self.n_episodes}), got {i}")
-        i %= self.n_episodes
-        start = 0 if i == 0 else int(self.episode_ends[i - 1])
-        return self.state[start:self.episode_ends[i]], self.action[start:self.episode_ends[i]]
-
-    def as_rollouts(self) -> ToyRollouts:
-        """The demonstrations as :class:`ToyRollouts` (positions including the final one), so their
-        statistics (:meth:`ToyRollouts.switches`, :meth:`ToyRollouts.side`) compare with a policy's."""
-        lengths = np.diff(np.concatenate([[0], self.episode_ends]))
-        paths = np.full((self.n_episodes, int(lengths.max()) + 1, 2), np.nan)
-        for i in range(self.n_episodes):
-            states, actions = self.episode(i)
-            paths[i, :len(states)] = states
-            paths[i, len(states)] = states[-1] + actions[-1]
-        n = self.n_episodes
-        return ToyRollouts(paths, np.zeros(n, dtype=bool), np.ones(n, dtype=bool), lengths.astype(np.int64))
-
-    def windows(self, obs_horizon: int, pred_horizon: int,
-                action_horizon: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Every (observation history, action chunk) window, cut as :class:`dplearn.data.SequenceDataset` cuts them.
-
-        A window starting at step t holds frames clip(t + j, 0, L − 1), j < T_p, of its episode
-        (length L), for t from −(T_o − 1) to L − T_p + (T_a − 1) (both pads at most T_p − 1): the
-        first/last frame is repeated at the edges. Returns ``obs (M, T_o, 2)`` (the first T_o
-        frames' states) and ``action (M, T_p, 2)``, float32.
-        """
-        for name, value in (("obs_horizon", obs_horizon), ("pred_horizon", pred_horizon),
-                            ("action_horizon", action_horizon)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if pred_horizon < obs_horizon - 1 + action_horizon:
-            raise ValueError(f"pred_horizon must be >= obs_horizon - 1 + action_horizon, got {pred_horizon}")
-        before = min(obs_horizon - 1, pred_horizon - 1)
-        after = min(action_horizon - 1, pred_horizon - 1)
-        rows = []
-        for s, e in zip(self.episode_starts, self.episode_ends, strict=True):
-            length = int(e - s)
-            t = np.arange(-before, length - pred_horizon + after + 1)
-            rows.append(s + np.clip(t[:, None] + np.arange(pred_horizon)[None, :], 0, length - 1))
-        index = np.concatenate(rows)
-        return (self.state[index[:, :obs_horizon]].astype(np.float32),
-                self.action[index].astype(np.float32))
-
-
-def make_toy_demos(n_episodes: int, seed: int, task: AroundObstacle | None = None,
-                   p_left: float = 0.5, speed: float = 0.1, waypoint_x: float = 0.55,
-                   waypoint_noise: float = 0.06, action_noise: float = 0.005) -> ToyDemos:
-    """Scripted demonstrations: each episode picks a side, then follows two waypoints to the goal.
-
-    Episode i goes left with probability ``p_left`` (else right), i.e. via the waypoints
-    (σ w, −0.2) and (σ w, 0.2) with σ = ∓1 and w ~ ``waypoint_x`` + N(0, ``waypoint_noise``²) (at least
-    the obstacle's radius + 0.1), moving
-    ``speed`` per step towards the current waypoint (the last one is the goal) plus N(0,
-    ``action_noise``²) per coordinate. Every demonstration reaches the goal without collision.
-
-    Introduced in chapter 6.
-    """
-    task = AroundObstacle() if task is None else task
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    if not 0.0 <= p_left <= 1.0:
-        raise ValueError(f"p_left must be a probability in [0, 1], got {p_left!r}")
-    if not 0 < speed <= task.max_step:
-        raise ValueError(f"speed must be in (0, task.max_step={task.max_step}], got {speed!r}")
-    rng = np.random.default_rng(seed)
-    states, actions, lengths, sides = [], [], [], []
-    for _ in range(int(n_episodes)):
-        side = -1 if rng.random() < p_left else 1
-        w = side * max(waypoint_x + waypoint_noise * rng.standard_normal(), task.obstacle_radius + 0.1)
-        waypoints = [np.array([w, -0.2]), np.array([w, 0.2]), np.asarray(task.goal, dtype=float)]
-        s = task.reset(1, rng)[0]
-        ep_s, ep_a = [], []
-        k = 0
-        for _t in range(task.max_steps):
-            while k < len(waypoints) - 1 and np.linalg.norm(waypoints[k] - s) < speed:
-                k += 1
-            delta = waypoints[k] - s
-            a = delta * min(1.0, speed / max(np.linalg.norm(delta), 1e-12))
-            a = a + action_noise * rng.standard_normal(2)
-            nxt, collided, reached = task.step(s[None], a[None])
-            ep_s.append(s)
-            ep_a.append(task.clip_action(a))
-            s = nxt[0]
-            if collided[0]:
-                raise RuntimeError("a scripted demonstration collided; choose a larger waypoint_x")
-            if reached[0]:
-                break
-        states.append(np.array(ep_s))
-        actions.append(np.array(ep_a))
-        lengths.append(len(ep_s))
-        sides.append(side)
-    meta = {"task": "around-obstacle", "n_episodes": int(n_episodes), "seed": int(seed),
-            "p_left": p_left, "speed": speed}
-    return ToyDemos(np.concatenate(states).astype(np.float32), np.concatenate(actions).astype(np.float32),
-                    np.cumsum(lengths).astype(np.int64), np.array(sides, dtype=np.int64), meta)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -305,12 +177,10 @@ def rollout(act: Callable[[np.ndarray], np.ndarray], n_episodes: int, seed: int,
     Introduced in chapter 6.
     """
     task = AroundObstacle() if task is None else task
-    if isinstance(n_episodes, bool) or not isinstance(n_episodes, (int, np.integer)) or n_episodes < 1:
-        raise ValueError(f"n_episodes must be a positive integer, got {n_episodes!r}")
-    if isinstance(obs_horizon, bool) or not isinstance(obs_horizon, (int, np.integer)) or obs_horizon < 1:
-        raise ValueError(f"obs_horizon must be a positive integer, got {obs_horizon!r}")
+    n = positive_int("n_episodes", n_episodes)
+    obs_horizon = positive_int("obs_horizon", obs_horizon)
     rng = np.random.default_rng(seed)
-    n, horizon = int(n_episodes), task.max_steps
+    horizon = task.max_steps
     paths = np.full((n, horizon + 1, 2), np.nan)
     paths[:, 0] = task.reset(n, rng)
     history = np.repeat(paths[:, :1], obs_horizon, axis=1)

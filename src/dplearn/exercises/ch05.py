@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from dplearn.data import Normalizer, window_indices
+from dplearn.envs.benchmark import SUCCESS_THRESHOLD
 from dplearn.evaluation import EvalResult
 from dplearn.exercises.checking import (
     Result,
@@ -147,7 +148,7 @@ def _random_traces(rng: np.random.Generator, n: int) -> tuple[list[np.ndarray], 
         elif i % 3 == 1:  # a near miss that later falls back
             coverage[steps // 2] = rng.uniform(0.90, 0.949)
             coverage[-1] = rng.uniform(0.0, 0.3)
-        rewards.append(np.clip(coverage / 0.95, 0, 1))
+        rewards.append(np.clip(coverage / SUCCESS_THRESHOLD, 0, 1))
         coverages.append(coverage)
     return rewards, coverages
 

@@ -7,7 +7,9 @@ The exercises:
 - :func:`check_training_window` — which episode frames train the policy at control step t
   (the windows of :func:`dplearn.data.window_indices`);
 - :func:`check_ddim_sampling` — the whole deterministic DDIM loop that turns noise into an action
-  chunk (:class:`dplearn.diffusion.DDIMSampler`).
+  chunk (:class:`dplearn.diffusion.DDIMSampler`);
+- :func:`check_own_demos` — demonstrations the reader recorded by teleoperation (chapter 5's
+  panel): the shipped demonstrations' format and meta, and every episode replays exactly.
 
 Each checker tests the reader's function against the library on fresh random inputs and returns a
 :class:`~dplearn.exercises.checking.Result`; none of them prints the reference answer.
@@ -24,9 +26,19 @@ import torch
 
 from dplearn.data import window_indices
 from dplearn.diffusion import DDIMSampler, NoiseSchedule
-from dplearn.exercises.checking import Result, as_numpy, call, checker, close, failed, passed
+from dplearn.exercises.checking import (
+    NotAttempted,
+    Result,
+    as_numpy,
+    call,
+    checker,
+    close,
+    failed,
+    passed,
+)
 
-__all__ = ["check_receding_horizon", "check_training_window", "check_ddim_sampling"]
+__all__ = ["check_receding_horizon", "check_training_window", "check_ddim_sampling",
+           "check_own_demos"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,3 +291,62 @@ def check_ddim_sampling(ddim_sample: Callable[..., Any]) -> Result:
         return failed(f"wrong samples for num_steps={num_steps}",
                       "Each step: ε = eps_fn(x, t), x̂0 from (x, ε), clip, recompute ε, then move to ᾱ_prev.")
     return passed("Correct: your DDIM loop matches DDIMSampler.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise: your own demonstrations
+# ---------------------------------------------------------------------------------------------
+RECOMMENDED_EPISODES = 20
+
+
+@checker("your own demonstrations")
+def check_own_demos(path: Any) -> Result:
+    """Check the ``.npz`` at ``path``: demonstrations recorded with :mod:`dplearn.teleop`.
+
+    It must load with :func:`dplearn.data.load_demos`, carry the shipped demonstrations' meta keys
+    and environment, and every episode must replay exactly: resetting a fresh env to its first
+    state and applying its actions reproduces its states bit for bit (what training assumes: each
+    stored state is what the policy would have seen before that action).
+    """
+    from pathlib import Path
+
+    from dplearn.data import load_demos, load_pusht_demos
+    from dplearn.envs import PushTEnv
+
+    if path is None or path is Ellipsis:
+        raise NotAttempted
+    where = Path(path).expanduser().resolve()
+    record = ("Record episodes in the teleoperation panel (chapter 5, or `teleop_widget()` here), "
+              "press keep after each, then save, and pass the path that save showed.")
+    if not where.is_file():
+        return failed(f"there is no file at {where}", record)
+    try:
+        demos = load_demos(where)
+    except ValueError as exc:
+        return failed(f"{where.name} is not a demonstrations file: {exc}", record)
+    shipped = load_pusht_demos().meta
+    missing = sorted(set(shipped) - set(demos.meta))
+    if missing:
+        return failed(f"{where.name}: the meta lacks the shipped demonstrations' keys {missing}",
+                      "Save with TeleopSession.save (or the panel's save button).")
+    env_meta = demos.meta.get("env")
+    if not isinstance(env_meta, dict) or any(env_meta.get(k) != v for k, v in shipped["env"].items()):
+        return failed(f"{where.name} was recorded in another environment than the shipped "
+                      "demonstrations (meta['env'] differs)")
+    env = PushTEnv(obs_type="state")
+    successes = 0
+    for i, (states, actions) in enumerate(demos.episodes()):
+        obs, info = env.reset(options={"reset_to_state": states[0].astype(np.float64)})
+        for t, action in enumerate(actions):
+            if not np.array_equal(np.asarray(obs, dtype=np.float32), states[t]):
+                return failed(f"episode {i} does not replay: step {t}'s stored state is not what "
+                              "the env reaches from the stored start and actions",
+                              "Keep state[t] as observed before action[t], and start from the "
+                              "float32-exact start (TeleopSession does both).")
+            obs, _, _, _, info = env.step(action.astype(np.float64))
+        successes += bool(info.get("is_success", False))
+    n = demos.n_episodes
+    more = (f" Record about {RECOMMENDED_EPISODES} for training." if n < RECOMMENDED_EPISODES
+            else "")
+    return passed(f"{n} episode(s), {demos.n_steps} steps, {successes} reached the goal; the "
+                  f"shipped format, and every episode replays exactly.{more}")

@@ -45,14 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from dplearn.envs.geometry import GOAL_POSE, T_CENTER_OF_GRAVITY, t_polygons
-from dplearn.envs.pusht import AGENT_RADIUS, WORKSPACE_SIZE, PushTEnv
+from dplearn.envs.benchmark import GOAL_POSE, MAX_STEPS, WORKSPACE_SIZE
+from dplearn.envs.geometry import T_CENTER_OF_GRAVITY, t_polygons
+from dplearn.envs.pusht import AGENT_RADIUS, PushTEnv
 from dplearn.experts.pushing import (
     T_OUTLINE,
     contact_candidates,
     distance_to_t,
     offset_contour,
 )
+from dplearn.validate import finite_float, non_negative_int, positive_float, positive_int
 
 __all__ = ["PushTExpert", "rollout_expert", "plot_expert_routes", "ROUTES_START_STATE"]
 
@@ -118,24 +120,19 @@ class PushTExpert:
         goal = np.asarray(goal_pose, dtype=np.float64)
         if goal.shape != (3,) or not np.all(np.isfinite(goal)):
             raise ValueError(f"goal_pose must be a finite (x, y, angle) triple, got {goal_pose!r}")
-        if seed is not None and (
-            not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0
-        ):
-            raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+        if seed is not None:
+            non_negative_int("seed", seed)
         for name, value in (
             ("rotation_scale", rotation_scale), ("clearance", clearance),
             ("travel_speed", travel_speed), ("push_speed", push_speed), ("max_push", max_push),
         ):
-            if not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
+            positive_float(name, value)
         for name, value in (
             ("stickiness", stickiness), ("choice_tolerance", choice_tolerance),
             ("first_choice_tolerance", first_choice_tolerance),
         ):
-            if not 0 < value <= 1:
-                raise ValueError(f"{name} must be in (0, 1], got {value!r}")
-        if not detour_tolerance >= 1:
-            raise ValueError(f"detour_tolerance must be at least 1, got {detour_tolerance!r}")
+            finite_float(name, value, low=0.0, high=1.0, low_open=True)
+        finite_float("detour_tolerance", detour_tolerance, low=1.0)
 
         self.goal_pose = goal
         self.rotation_scale = float(rotation_scale)
@@ -167,8 +164,7 @@ class PushTExpert:
     def reset(self, seed: int | None = None) -> None:
         """Forget the current contact and route; reseed the random choices when ``seed`` is given."""
         if seed is not None:
-            if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-                raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+            non_negative_int("seed", seed)
             self._rng = np.random.default_rng(int(seed))
         elif not hasattr(self, "_rng"):
             self._rng = np.random.default_rng()
@@ -329,7 +325,7 @@ class PushTExpert:
 def rollout_expert(
     start_state,
     expert_seed: int = 0,
-    max_steps: int = 300,
+    max_steps: int = MAX_STEPS,
     expert: PushTExpert | None = None,
     env: PushTEnv | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -355,8 +351,7 @@ def rollout_expert(
     start = np.asarray(start_state, dtype=np.float64)
     if start.shape != (5,) or not np.all(np.isfinite(start)):
         raise ValueError(f"start_state must be 5 finite numbers, got {start_state!r}")
-    if not isinstance(max_steps, (int, np.integer)) or isinstance(max_steps, bool) or max_steps < 1:
-        raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+    positive_int("max_steps", max_steps)
     if env is None:
         env = PushTEnv(obs_type="state")
     elif getattr(env, "obs_type", "state") != "state":
@@ -392,7 +387,7 @@ def plot_expert_routes(
     start_state=ROUTES_START_STATE,
     expert_seeds=(0, 1, 2, 8),
     axes=None,
-    max_steps: int = 300,
+    max_steps: int = MAX_STEPS,
     n_poses: int = 6,
 ):
     """Runs of several expert seeds from one start, one panel each: the expert's route modes.

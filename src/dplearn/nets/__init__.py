@@ -9,11 +9,11 @@ and chapter 10 (:class:`TransformerDenoiser`, the transformer variant).
 from dplearn.nets.crop import RandomCrop, center_crop, crop, random_crop
 from dplearn.nets.embeddings import SinusoidalTimeEmbedding
 from dplearn.nets.film import FiLM
-from dplearn.nets.mlp import FiLMResidualBlock, MLPDenoiser
+from dplearn.nets.mlp import FiLMResidualBlock, MLPDenoiser, mlp
 from dplearn.nets.transformer import TransformerDenoiser
 from dplearn.nets.unet1d import ConditionalResidualBlock1D, ConditionalUnet1D, Conv1dBlock
 from dplearn.nets.vision import ImageEncoder, ResNet18GN, SpatialSoftmax
 
 __all__ = ["SinusoidalTimeEmbedding", "FiLM", "FiLMResidualBlock", "MLPDenoiser", "Conv1dBlock",
            "ConditionalResidualBlock1D", "ConditionalUnet1D", "ResNet18GN", "SpatialSoftmax", "ImageEncoder",
-           "RandomCrop", "crop", "random_crop", "center_crop", "TransformerDenoiser"]
+           "RandomCrop", "crop", "random_crop", "center_crop", "TransformerDenoiser", "mlp"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dplearn import seeding, validate
+
 __all__ = ["crop", "random_crop", "center_crop", "RandomCrop"]
 
 
@@ -22,8 +24,7 @@ def _check(images: torch.Tensor, size: int) -> tuple[int, int]:
         shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
         raise ValueError(f"images must be a tensor of shape (N, C, H, W), got {shape}")
     h, w = images.shape[-2:]
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(h, w):
-        raise ValueError(f"size must be an integer in [1, {min(h, w)}] for {h} × {w} images, got {size!r}")
+    validate.integer("size", size, low=1, high=min(h, w))  # at most the images' smaller side
     return h, w
 
 
@@ -48,12 +49,12 @@ def crop(images: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int)
 
 def random_crop(images: torch.Tensor, size: int = 84, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each image of ``images`` (N, C, H, W) cropped to ``size × size`` at its own offset, drawn
-    uniformly from the ``(H − size + 1) × (W − size + 1)`` possible ones on the images' device
-    (from ``generator`` when given, which must live on that device)."""
+    uniformly from the ``(H − size + 1) × (W − size + 1)`` possible ones (from ``generator`` when
+    given, on the CPU or the images' device: the rule of :mod:`dplearn.seeding`)."""
     h, w = _check(images, size)
     n, device = images.shape[0], images.device
-    top = torch.randint(0, h - size + 1, (n,), device=device, generator=generator)
-    left = torch.randint(0, w - size + 1, (n,), device=device, generator=generator)
+    top = seeding.randint(0, h - size + 1, (n,), generator, device=device)
+    left = seeding.randint(0, w - size + 1, (n,), generator, device=device)
     return crop(images, top, left, size)
 
 
@@ -73,9 +74,7 @@ class RandomCrop(nn.Module):
 
     def __init__(self, size: int = 84):
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size must be a positive integer, got {size!r}")
-        self.size = size
+        self.size = validate.positive_int("size", size)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return random_crop(images, self.size) if self.training else center_crop(images, self.size)

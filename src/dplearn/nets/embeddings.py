@@ -25,6 +25,8 @@ import math
 import torch
 from torch import nn
 
+from dplearn import validate
+
 __all__ = ["SinusoidalTimeEmbedding", "step_encoder"]
 
 
@@ -45,12 +47,11 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     def __init__(self, dim: int, max_period: float = 10000.0):
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 4 or dim % 2:
+        dim = validate.integer("dim", dim, low=4)
+        if dim % 2:
             raise ValueError(f"dim must be an even integer >= 4, got {dim!r}")
-        if not (float(max_period) > 1.0):
-            raise ValueError(f"max_period must be a number > 1, got {max_period!r}")
         self.dim = dim
-        self.max_period = float(max_period)
+        self.max_period = validate.finite_float("max_period", max_period, low=1.0, low_open=True)
         half = dim // 2
         k = torch.arange(half, dtype=torch.float64)
         freqs = torch.exp(-math.log(self.max_period) * k / (half - 1))

@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dplearn import validate
+
 __all__ = ["FiLM"]
 
 
@@ -45,9 +47,8 @@ class FiLM(nn.Module):
 
     def __init__(self, cond_dim: int, channels: int):
         super().__init__()
-        for name, value in (("cond_dim", cond_dim), ("channels", channels)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        cond_dim = validate.positive_int("cond_dim", cond_dim)
+        channels = validate.positive_int("channels", channels)
         self.cond_dim = cond_dim
         self.channels = channels
         self.proj = nn.Linear(cond_dim, 2 * channels)

@@ -16,18 +16,42 @@ where emb is :class:`~dplearn.nets.SinusoidalTimeEmbedding` and LN a layer norm 
 affine parameters (FiLM supplies them). This is the fully connected cousin of Diffusion
 Policy's temporal U-Net (chapter 8), which conditions its convolutional blocks the same way.
 
+The plain multilayer perceptron :func:`mlp` (linear maps and Mish, no conditioning) is the trunk
+of the explicit and implicit policies of chapters 6 and 7.
+
 Introduced in chapter 3 (time conditioning) and chapter 4 (an extra condition :math:`c`).
 """
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
+from dplearn import validate
 from dplearn.nets.embeddings import step_encoder
 from dplearn.nets.film import FiLM
 
-__all__ = ["MLPDenoiser", "FiLMResidualBlock"]
+__all__ = ["MLPDenoiser", "FiLMResidualBlock", "mlp"]
+
+
+def mlp(in_dim: int, hidden: int, n_layers: int, out_dim: int | None) -> nn.Sequential:
+    """``n_layers`` hidden layers of width ``hidden`` with Mish, then a linear map to ``out_dim``.
+
+    Shapes: (..., in_dim) → (..., out_dim); with ``out_dim=None`` the last linear map is left out
+    and the output is the last hidden layer's features (..., hidden), for a head to sit on.
+
+    Introduced in chapter 6.
+    """
+    layers: list[nn.Module] = []
+    width = in_dim
+    for _ in range(n_layers):
+        layers += [nn.Linear(width, hidden), nn.Mish()]
+        width = hidden
+    if out_dim is not None:
+        layers.append(nn.Linear(width, out_dim))
+    return nn.Sequential(*layers)
 
 
 class FiLMResidualBlock(nn.Module):
@@ -82,10 +106,9 @@ class MLPDenoiser(nn.Module):
     def __init__(self, x_dim: int, hidden: int = 128, n_layers: int = 3, time_dim: int = 32,
                  cond_dim: int = 0):
         super().__init__()
-        for name, value, low in (("x_dim", x_dim, 1), ("hidden", hidden, 1), ("n_layers", n_layers, 1),
-                                 ("cond_dim", cond_dim, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        x_dim, hidden, n_layers = (validate.positive_int(name, value) for name, value in
+                                   (("x_dim", x_dim), ("hidden", hidden), ("n_layers", n_layers)))
+        cond_dim = validate.non_negative_int("cond_dim", cond_dim)
         self.x_dim, self.hidden, self.n_layers = x_dim, hidden, n_layers
         self.time_dim, self.cond_dim = time_dim, cond_dim
         self.time_embedding = step_encoder(time_dim)
@@ -98,8 +121,8 @@ class MLPDenoiser(nn.Module):
     def _steps(self, t, batch: int, device: torch.device) -> torch.Tensor:
         if isinstance(t, bool):
             raise ValueError(f"t must be a number or a tensor of shape (B,), got {t!r}")
-        if isinstance(t, (int, float)):
-            return torch.full((batch,), float(t), device=device)
+        if isinstance(t, numbers.Real):  # Python or NumPy, integer or float
+            return torch.full((batch,), validate.finite_float("t", t), device=device)
         if not isinstance(t, torch.Tensor):
             raise ValueError(f"t must be a number or a tensor of shape (B,), got {type(t).__name__}")
         if t.ndim == 0:

@@ -30,21 +30,13 @@ Introduced in chapter 10.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 from torch import nn
 
+from dplearn import validate
 from dplearn.nets.embeddings import SinusoidalTimeEmbedding
 
 __all__ = ["TransformerDenoiser", "causal_masks"]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def causal_masks(horizon: int, n_cond_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,8 +47,8 @@ def causal_masks(horizon: int, n_cond_tokens: int) -> tuple[torch.Tensor, torch.
     ``j <= i``, and to memory token ``s`` (0 = the diffusion step, ``1..T_o`` = observations) iff
     ``i >= s - 1``.
     """
-    horizon = _positive_int("horizon", horizon)
-    n_cond_tokens = _positive_int("n_cond_tokens", n_cond_tokens)
+    horizon = validate.positive_int("horizon", horizon)
+    n_cond_tokens = validate.positive_int("n_cond_tokens", n_cond_tokens)
     i = torch.arange(horizon)[:, None]
     self_mask = torch.arange(horizon)[None, :] > i
     memory_mask = ~(i >= torch.arange(n_cond_tokens)[None, :] - 1)
@@ -86,18 +78,17 @@ class TransformerDenoiser(nn.Module):
                  n_layer: int = 8, n_head: int = 4, n_emb: int = 256,
                  p_drop_emb: float = 0.0, p_drop_attn: float = 0.01, causal: bool = True):
         super().__init__()
-        self.action_dim = _positive_int("action_dim", action_dim)
-        self.horizon = _positive_int("horizon", horizon)
-        self.cond_dim = _positive_int("cond_dim", cond_dim)
-        self.n_obs_steps = _positive_int("n_obs_steps", n_obs_steps)
-        n_layer = _positive_int("n_layer", n_layer)
-        n_head = _positive_int("n_head", n_head)
-        n_emb = _positive_int("n_emb", n_emb)
+        self.action_dim = validate.positive_int("action_dim", action_dim)
+        self.horizon = validate.positive_int("horizon", horizon)
+        self.cond_dim = validate.positive_int("cond_dim", cond_dim)
+        self.n_obs_steps = validate.positive_int("n_obs_steps", n_obs_steps)
+        n_layer = validate.positive_int("n_layer", n_layer)
+        n_head = validate.positive_int("n_head", n_head)
+        n_emb = validate.positive_int("n_emb", n_emb)
         if n_emb % n_head:
             raise ValueError(f"n_emb ({n_emb}) must be divisible by n_head ({n_head})")
         for name, p in (("p_drop_emb", p_drop_emb), ("p_drop_attn", p_drop_attn)):
-            if not (isinstance(p, (int, float)) and math.isfinite(p) and 0.0 <= p < 1.0):
-                raise ValueError(f"{name} must be a probability in [0, 1), got {p!r}")
+            validate.finite_float(name, p, low=0.0, high=1.0, high_open=True)  # a dropout probability
         n_cond = 1 + self.n_obs_steps
 
         self.input_emb = nn.Linear(self.action_dim, n_emb)

@@ -28,16 +28,11 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dplearn import validate
 from dplearn.nets.embeddings import step_encoder
 from dplearn.nets.film import FiLM
 
 __all__ = ["Conv1dBlock", "ConditionalResidualBlock1D", "ConditionalUnet1D"]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 class Conv1dBlock(nn.Sequential):
@@ -115,14 +110,13 @@ class ConditionalUnet1D(nn.Module):
                  down_dims: Sequence[int] = (256, 512, 1024), kernel_size: int = 5, n_groups: int = 8,
                  step_embed_dim: int = 256):
         super().__init__()
-        _positive_int("action_dim", action_dim)
-        if isinstance(global_cond_dim, bool) or not isinstance(global_cond_dim, int) or global_cond_dim < 0:
-            raise ValueError(f"global_cond_dim must be a non-negative integer, got {global_cond_dim!r}")
+        validate.positive_int("action_dim", action_dim)
+        global_cond_dim = validate.non_negative_int("global_cond_dim", global_cond_dim)
         down_dims = tuple(down_dims)
         if not down_dims:
             raise ValueError("down_dims must list at least one width")
         for d in down_dims:
-            _positive_int("down_dims entries", d)
+            validate.positive_int("down_dims entries", d)
             if d % n_groups:
                 raise ValueError(f"every width in down_dims must be divisible by n_groups={n_groups}, got {d}")
         self.action_dim = action_dim

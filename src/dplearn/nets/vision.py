@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dplearn import validate
 from dplearn.nets.crop import RandomCrop
 
 __all__ = ["group_norm", "BasicBlock", "ResNet18GN", "SpatialSoftmax", "ImageEncoder"]
@@ -76,8 +77,7 @@ class ResNet18GN(nn.Module):
 
     def __init__(self, width: int = 64, in_channels: int = 3):
         super().__init__()
-        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-            raise ValueError(f"width must be a positive integer, got {width!r}")
+        width = validate.positive_int("width", width)
         self.width, self.out_channels = width, 8 * width
         self.conv1 = nn.Conv2d(in_channels, width, 7, 2, 3, bias=False)
         self.norm1 = group_norm(width)
@@ -117,12 +117,9 @@ class SpatialSoftmax(nn.Module):
 
     def __init__(self, in_channels: int, num_keypoints: int = 32, temperature: float = 1.0):
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("num_keypoints", num_keypoints)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not temperature > 0:
-            raise ValueError(f"temperature must be positive, got {temperature!r}")
-        self.num_keypoints, self.temperature = num_keypoints, float(temperature)
+        in_channels = validate.positive_int("in_channels", in_channels)
+        num_keypoints = validate.positive_int("num_keypoints", num_keypoints)
+        self.num_keypoints, self.temperature = num_keypoints, validate.positive_float("temperature", temperature)
         self.keypoint_maps = nn.Conv2d(in_channels, num_keypoints, kernel_size=1)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -47,48 +47,48 @@ import numpy as np
 import torch
 from torch import nn
 
-from dplearn.atomic import torch_save_atomic
+from dplearn import seeding, validate
+from dplearn.atomic import CheckpointError, torch_load, torch_save_atomic
 from dplearn.data.normalizer import Normalizer
+from dplearn.envs.benchmark import OBS_TYPES
 
-__all__ = ["PolicyConfig", "MLPPolicyConfig", "Policy", "POLICIES", "register_policy", "mlp", "split_batch",
+__all__ = ["PolicyConfig", "MLPPolicyConfig", "Policy", "POLICIES", "register_policy", "split_batch",
            "CHECKPOINT_FORMAT", "OBS_TYPES"]
 
 CHECKPOINT_FORMAT = "dplearn-policy/2"
 _FORMAT_V1 = "dplearn-policy/1"
 
-#: What a policy can read: the env's ``state`` (5 numbers), ``keypoints`` (20 numbers: 9 block
-#: keypoints and the agent), and the image observations of chapter 9.
-OBS_TYPES = ("state", "keypoints", "pixels", "pixels_agent_pos", "two-cameras")
-
 
 # ---------------------------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------------------------
+def _format_of(state: Any) -> str:
+    """What a loaded file holds instead of a dplearn format, for an error message."""
+    if not isinstance(state, Mapping):
+        return f"a {type(state).__name__}"
+    if "format" not in state:
+        return f"a mapping with no 'format' entry, keys {sorted(map(str, state))[:6]}"
+    return repr(state["format"])
+
+
 def _check_int(config: Any, name: str, low: int) -> None:
-    value = getattr(config, name)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{type(config).__name__}.{name} must be an integer >= {low}, got {value!r}")
-    object.__setattr__(config, name, int(value))
+    """Config field ``name`` as an ``int`` >= ``low`` (see :mod:`dplearn.validate`), stored back."""
+    value = validate.integer(f"{type(config).__name__}.{name}", getattr(config, name), low=low)
+    object.__setattr__(config, name, value)
 
 
 def _check_float(config: Any, name: str, low: float, high: float = math.inf,
                  low_open: bool = True) -> None:
-    value = getattr(config, name)
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok:
-        v = float(value)
-        ok = math.isfinite(v) and (v > low if low_open else v >= low) and v <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{type(config).__name__}.{name} must be a number in {bracket}{low}, {high}], "
-                         f"got {value!r}")
-    object.__setattr__(config, name, float(value))
+    """Config field ``name`` as a finite ``float`` in (``low``, ``high``] (``[low, ...`` with
+    ``low_open=False``), stored back; NaN and ±inf are refused."""
+    value = validate.finite_float(f"{type(config).__name__}.{name}", getattr(config, name), low=low,
+                                  high=None if high == math.inf else high, low_open=low_open)
+    object.__setattr__(config, name, value)
 
 
 def _check_choice(config: Any, name: str, choices: tuple[str, ...]) -> None:
-    value = getattr(config, name)
-    if value not in choices:
-        raise ValueError(f"{type(config).__name__}.{name} must be one of {choices}, got {value!r}")
+    """Config field ``name`` must be one of ``choices``."""
+    validate.choice(f"{type(config).__name__}.{name}", getattr(config, name), choices)
 
 
 @dataclass
@@ -164,24 +164,6 @@ class MLPPolicyConfig(PolicyConfig):
 # ---------------------------------------------------------------------------------------------
 # small building blocks
 # ---------------------------------------------------------------------------------------------
-def mlp(in_dim: int, hidden: int, n_layers: int, out_dim: int | None) -> nn.Sequential:
-    """``n_layers`` hidden layers of width ``hidden`` with Mish, then a linear map to ``out_dim``.
-
-    Shapes: (..., in_dim) → (..., out_dim); with ``out_dim=None`` the last linear map is left out
-    and the output is the last hidden layer's features (..., hidden), for a head to sit on.
-
-    Introduced in chapter 6.
-    """
-    layers: list[nn.Module] = []
-    width = in_dim
-    for _ in range(n_layers):
-        layers += [nn.Linear(width, hidden), nn.Mish()]
-        width = hidden
-    if out_dim is not None:
-        layers.append(nn.Linear(width, out_dim))
-    return nn.Sequential(*layers)
-
-
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """``(obs, action)`` from a batch that is a mapping with keys ``obs`` and ``action`` or a pair.
 
@@ -400,6 +382,7 @@ class Policy(nn.Module):
         ``(B, T_o, obs_dim)`` (or a dict of ``(B, T_o, ...)``)."""
         obs = self._as_obs_tensor(obs_history)
         self._check_obs(obs, "obs_history")
+        seeding.draw_device(generator, self.device)  # the rule of dplearn.seeding, for every policy
         was_training = self.training
         self.eval()
         try:
@@ -493,15 +476,17 @@ class Policy(nn.Module):
             return state
         state = dict(state)
         state["format"] = CHECKPOINT_FORMAT
-        state["config"] = {"obs_type": "state", **dict(state.get("config") or {})}
-        weights = dict(state.get("state_dict") or {})
-        for attr in ("obs_normalizer", "action_normalizer"):
-            norm = state.get(attr)
-            if isinstance(norm, Mapping):
-                for key in ("data_min", "data_max", "range_eps"):
-                    if key in norm:
-                        weights[f"{attr}.{key}"] = torch.as_tensor(norm[key], dtype=torch.float64)
-        state["state_dict"] = weights
+        if isinstance(state.get("config"), Mapping):  # a missing entry stays missing (refused later)
+            state["config"] = {"obs_type": "state", **state["config"]}
+        if isinstance(state.get("state_dict"), Mapping):
+            weights = dict(state["state_dict"])
+            for attr in ("obs_normalizer", "action_normalizer"):
+                norm = state.get(attr)
+                if isinstance(norm, Mapping):
+                    for key in ("data_min", "data_max", "range_eps"):
+                        if key in norm:
+                            weights[f"{attr}.{key}"] = torch.as_tensor(norm[key], dtype=torch.float64)
+            state["state_dict"] = weights
         return state
 
     @classmethod
@@ -509,34 +494,43 @@ class Policy(nn.Module):
         """Rebuild a policy of this class from :meth:`checkpoint` output (either format)."""
         state = cls._upgrade(state)
         if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
-            raise ValueError(f"not a dplearn policy checkpoint of format {CHECKPOINT_FORMAT!r} (found {found!r})")
+            found = _format_of(state)
+            raise ValueError(f"not a dplearn policy checkpoint of format {CHECKPOINT_FORMAT!r} (found {found})")
         if state.get("policy") != cls.name:
             raise ValueError(f"the checkpoint holds a {state.get('policy')!r} policy, not {cls.name!r}")
         for key in ("config", "state_dict", "obs_normalizer", "action_normalizer"):
             if key not in state:
                 raise ValueError(f"the checkpoint has no {key!r} entry (truncated or not made by dplearn)")
         obs_state = state["obs_normalizer"]
-        if isinstance(obs_state, Mapping) and "keys" in obs_state:
-            obs_norm: ObsNormalizer = {k: Normalizer.from_state_dict(v) for k, v in obs_state["keys"].items()}
-        else:
-            obs_norm = Normalizer.from_state_dict(obs_state)
-        policy = cls(cls.config_class.from_dict(state["config"]), obs_norm,
-                     Normalizer.from_state_dict(state["action_normalizer"]))
+        try:
+            if isinstance(obs_state, Mapping) and "keys" in obs_state:
+                obs_norm: ObsNormalizer = {k: Normalizer.from_state_dict(v) for k, v in obs_state["keys"].items()}
+            else:
+                obs_norm = Normalizer.from_state_dict(obs_state)
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"the checkpoint's obs_normalizer entry is unusable: {exc}") from None
+        try:
+            action_norm = Normalizer.from_state_dict(state["action_normalizer"])
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise ValueError(f"the checkpoint's action_normalizer entry is unusable: {exc}") from None
+        policy = cls(cls.config_class.from_dict(state["config"]), obs_norm, action_norm)
         own = policy.state_dict()
         weights = state["state_dict"]
-        if not isinstance(weights, Mapping):
+        if not isinstance(weights, Mapping) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
             raise ValueError("the checkpoint's state_dict is not a mapping of tensors")
         missing = sorted(set(own) - set(weights))
         unexpected = sorted(set(weights) - set(own))
         if missing or unexpected:
-            raise ValueError(f"checkpoint weights do not fit the {cls.name!r} policy: missing {missing}, "
-                             f"unexpected {unexpected}")
+            raise ValueError(f"checkpoint weights do not fit the {cls.name!r} policy: missing {missing[:5]}"
+                             f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
+                             f"{' ...' if len(unexpected) > 5 else ''}")
         bad = [f"{k}: checkpoint {tuple(weights[k].shape)} vs policy {tuple(v.shape)}"
                for k, v in own.items() if tuple(weights[k].shape) != tuple(v.shape)]
         if bad:
-            raise ValueError(f"checkpoint shapes do not match the {cls.name!r} policy built from its config: "
-                             + "; ".join(bad))
+            absent = sorted({f.name for f in dataclasses.fields(cls.config_class)} - set(state["config"]))
+            why = f" (its config has no {absent}, so their defaults were used)" if absent else ""
+            raise ValueError(f"checkpoint shapes do not match the {cls.name!r} policy built from its config{why}: "
+                             + "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else ""))
         nonfinite = [k for k, v in weights.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
         if nonfinite:
             raise ValueError(f"the checkpoint's weights contain NaN or infinite values: {nonfinite[:5]}")
@@ -548,32 +542,28 @@ class Policy(nn.Module):
     def load(cls, path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Policy:
         """Load a policy saved by :meth:`save` (``torch.load(..., weights_only=True)``).
 
-        An empty, truncated or foreign file raises ``ValueError`` naming the file.
+        An empty, truncated or foreign file, or one with a missing entry or non-finite weights, raises
+        :class:`~dplearn.atomic.CheckpointError` (a ``ValueError``) naming the file and the problem.
         """
         path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"{str(path)!r} is not a file")
-        try:
-            state = torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as exc:  # EOFError, RuntimeError (zip), UnpicklingError, ...
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise ValueError(f"{str(path)!r} is not a readable dplearn policy checkpoint "
-                             f"({type(exc).__name__}: {reason[:200]})") from None
+        state = torch_load(path, "policy checkpoint", map_location=map_location)
         state = cls._upgrade(state)
         if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            found = state.get("format") if isinstance(state, Mapping) else type(state).__name__
+            found = _format_of(state)
             hint = ""
-            if isinstance(state, Mapping) and str(found).startswith("dplearn-policy/"):
+            if isinstance(state, Mapping) and str(state.get("format")).startswith("dplearn-policy/"):
                 command = (state.get("meta") or {}).get("command")
                 hint = "; it was written by another dplearn version, remake it" + (
                     f" with `{command}`" if command else "")
-            raise ValueError(f"{str(path)!r} is not a dplearn policy checkpoint of format "
-                             f"{CHECKPOINT_FORMAT!r} (found {found!r}){hint}")
+            raise CheckpointError(f"{str(path)!r} is not a dplearn policy checkpoint of format "
+                                  f"{CHECKPOINT_FORMAT!r} (found {found}){hint}")
         try:
-            klass = cls if cls is not Policy else policy_class(state.get("policy", "?"))
+            if cls is Policy and "policy" not in state:
+                raise ValueError("the checkpoint has no 'policy' entry (truncated or not made by dplearn)")
+            klass = cls if cls is not Policy else policy_class(state["policy"])
             return klass.from_checkpoint(state)
         except ValueError as exc:
-            raise ValueError(f"{str(path)!r}: {exc}") from None
+            raise CheckpointError(f"{str(path)!r}: {exc}") from None
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, config={self.config}"

@@ -26,13 +26,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dplearn import seeding, validate
+from dplearn.nets.mlp import mlp
 from dplearn.policies.base import (
     MLPPolicyConfig,
     Policy,
     _check_choice,
     _check_float,
     _check_int,
-    mlp,
     register_policy,
 )
 
@@ -44,8 +45,7 @@ def bin_centers(n_bins: int, device: torch.device | str | None = None) -> torch.
 
     Introduced in chapter 6.
     """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
-        raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
+    n_bins = validate.integer("n_bins", n_bins, low=2)
     return -1.0 + (2.0 * torch.arange(n_bins, device=device, dtype=torch.float32) + 1.0) / n_bins
 
 
@@ -56,8 +56,7 @@ def discretize(x: torch.Tensor, n_bins: int) -> torch.Tensor:
 
     Introduced in chapter 6.
     """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
-        raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
+    n_bins = validate.integer("n_bins", n_bins, low=2)
     return torch.clamp(torch.floor((x + 1.0) * n_bins / 2.0), 0, n_bins - 1).long()
 
 
@@ -122,5 +121,5 @@ class CategoricalPolicy(Policy):
         if c.decode == "expectation":
             return probs @ self.centers
         flat = probs.reshape(-1, c.n_bins)
-        index = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+        index = seeding.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
         return self.centers[index]

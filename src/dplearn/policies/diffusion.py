@@ -33,6 +33,7 @@ Introduced in chapter 8.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dplearn import validate
 from dplearn.data.frames import CAMERA_KEYS, OBS_CAMERAS
 from dplearn.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule, q_sample
 from dplearn.nets import ConditionalUnet1D, ImageEncoder
@@ -122,12 +124,11 @@ class DiffusionConfig(PolicyConfig):
         if self.inference_steps > self.num_diffusion_steps:
             raise ValueError(f"DiffusionConfig.inference_steps must be <= num_diffusion_steps="
                              f"{self.num_diffusion_steps}, got {self.inference_steps}")
-        if not isinstance(self.clip_sample, bool):
-            raise ValueError(f"DiffusionConfig.clip_sample must be a bool, got {self.clip_sample!r}")
+        object.__setattr__(self, "clip_sample", validate.boolean("DiffusionConfig.clip_sample", self.clip_sample))
         for name in ("crop_size", "encoder_width", "num_keypoints", "image_feature_dim"):
             _check_int(self, name, 1)
-        if not isinstance(self.shared_encoder, bool):
-            raise ValueError(f"DiffusionConfig.shared_encoder must be a bool, got {self.shared_encoder!r}")
+        object.__setattr__(self, "shared_encoder",
+                           validate.boolean("DiffusionConfig.shared_encoder", self.shared_encoder))
         if self.obs_type in OBS_CAMERAS and self.obs_dim != 2:
             raise ValueError(f"DiffusionConfig.obs_dim must be 2 (the pusher's position) for the image "
                              f"observation {self.obs_type!r}, got {self.obs_dim}")
@@ -136,7 +137,7 @@ class DiffusionConfig(PolicyConfig):
         """Check the denoiser's settings (here the U-Net's)."""
         dims = self.down_dims
         if isinstance(dims, (list, tuple)) and dims and all(
-                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in dims):
+                isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in dims):
             object.__setattr__(self, "down_dims", tuple(int(d) for d in dims))
         else:
             raise ValueError(f"DiffusionConfig.down_dims must be a non-empty sequence of positive integers, "
@@ -233,11 +234,11 @@ class DiffusionPolicy(Policy):
 
         The network is unchanged: the same :math:`\\varepsilon_\\theta` serves every sampler.
         """
-        if sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        validate.choice("sampler", sampler, SAMPLERS)
         if steps is None:
             steps = self.config.num_diffusion_steps if sampler == "ddpm" else min(10, self.config.num_diffusion_steps)
-        if sampler == "ddpm" and int(steps) != self.config.num_diffusion_steps:
+        steps = validate.positive_int("steps", steps)
+        if sampler == "ddpm" and steps != self.config.num_diffusion_steps:
             raise ValueError(f"steps must be num_diffusion_steps={self.config.num_diffusion_steps} for DDPM "
                              f"(use sampler='ddim' for fewer), got {steps}")
         self.config = type(self.config).from_dict({**self.config.to_dict(), "sampler": sampler,
@@ -295,8 +296,9 @@ class DiffusionPolicy(Policy):
         """A normalised action chunk (B, T_p, action_dim) for normalised ``obs`` (B, T_o, obs_dim), or a
         dict of image observations.
 
-        ``generator`` makes the draw reproducible: noise is drawn on the generator's device and
-        moved to the policy's (so a CPU generator gives the same chunk on any device). With
+        ``generator`` makes the draw reproducible: noise is drawn on the generator's device (the CPU
+        or the policy's; another raises ``ValueError``) and moved to the policy's, so a CPU generator
+        gives the same noise on any device (the rule of :mod:`dplearn.seeding`). With
         ``return_trajectory`` also returns every intermediate :math:`A^k`, ``(steps + 1, B, T_p, action_dim)``.
         """
         c = self.config

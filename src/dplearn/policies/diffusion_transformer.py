@@ -18,12 +18,12 @@ Introduced in chapter 10.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from dplearn import validate
 from dplearn.nets import TransformerDenoiser
 from dplearn.policies.base import _check_int, register_policy
 from dplearn.policies.diffusion import DiffusionConfig, DiffusionPolicy
@@ -69,14 +69,10 @@ class TransformerDiffusionConfig(DiffusionConfig):
             raise ValueError(f"TransformerDiffusionConfig.n_emb must be divisible by n_head={self.n_head}, "
                              f"got {self.n_emb}")
         for name in ("p_drop_emb", "p_drop_attn"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                    math.isfinite(value) and 0.0 <= value < 1.0):
-                raise ValueError(f"TransformerDiffusionConfig.{name} must be a probability in [0, 1), "
-                                 f"got {value!r}")
-            object.__setattr__(self, name, float(value))
-        if not isinstance(self.causal, bool):
-            raise ValueError(f"TransformerDiffusionConfig.causal must be a bool, got {self.causal!r}")
+            value = validate.finite_float(f"TransformerDiffusionConfig.{name}", getattr(self, name), low=0.0,
+                                          high=1.0, high_open=True)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "causal", validate.boolean("TransformerDiffusionConfig.causal", self.causal))
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

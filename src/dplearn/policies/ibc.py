@@ -36,15 +36,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dplearn import seeding
+from dplearn.nets.mlp import mlp
 from dplearn.policies.base import (
     MLPPolicyConfig,
     Policy,
     _check_choice,
     _check_float,
     _check_int,
-    mlp,
     register_policy,
 )
+from dplearn.validate import positive_float
 
 __all__ = ["IBCConfig", "IBCPolicy", "info_nce", "uniform_counter_examples", "dfo_step", "dfo_minimize",
            "langevin_minimize"]
@@ -65,8 +67,7 @@ def info_nce(energy_pos: torch.Tensor, energy_neg: torch.Tensor, temperature: fl
     if energy_pos.ndim != 1 or energy_neg.ndim != 2 or energy_neg.shape[0] != energy_pos.shape[0]:
         raise ValueError(f"energy_pos must be (B,) and energy_neg (B, N); got {tuple(energy_pos.shape)} "
                          f"and {tuple(energy_neg.shape)}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature!r}")
+    positive_float("temperature", temperature)
     logits = -torch.cat([energy_pos[:, None], energy_neg], dim=1) / temperature
     target = torch.zeros(energy_pos.shape[0], dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, target)
@@ -79,7 +80,7 @@ def uniform_counter_examples(batch: int, n: int, dim: int, low: float = -1.0, hi
 
     Introduced in chapter 7.
     """
-    u = torch.rand((batch, n, dim), generator=generator, device=device)
+    u = seeding.rand((batch, n, dim), generator, device="cpu" if device is None else device)
     return low + (high - low) * u
 
 
@@ -98,9 +99,9 @@ def dfo_step(energy_fn: EnergyFn, samples: torch.Tensor, noise_scale: float, tem
         raise ValueError(f"samples must have shape (B, M, D), got {tuple(samples.shape)}")
     B, M, D = samples.shape
     weights = torch.softmax(-energy_fn(samples) / temperature, dim=-1)
-    index = torch.multinomial(weights, M, replacement=True, generator=generator)
+    index = seeding.multinomial(weights, M, replacement=True, generator=generator)
     chosen = torch.gather(samples, 1, index[..., None].expand(B, M, D))
-    noise = torch.randn(chosen.shape, generator=generator, device=chosen.device, dtype=chosen.dtype)
+    noise = seeding.randn(chosen.shape, generator, device=chosen.device, dtype=chosen.dtype)
     return torch.clamp(chosen + noise_scale * noise, low, high)
 
 
@@ -139,7 +140,7 @@ def langevin_minimize(energy_fn: EnergyFn, init: torch.Tensor, steps: int = 50, 
         with torch.enable_grad():
             a.requires_grad_(True)
             grad, = torch.autograd.grad(energy_fn(a).sum(), a)
-        eps = torch.randn(a.shape, generator=generator, device=a.device, dtype=a.dtype)
+        eps = seeding.randn(a.shape, generator, device=a.device, dtype=a.dtype)
         a = torch.clamp(a.detach() - lam * grad + (2 * lam) ** 0.5 * noise * eps, low, high)
     return a
 
@@ -154,8 +155,9 @@ class IBCConfig(MLPPolicyConfig):
     ==================  ===========================================================================
     n_negatives         :math:`N`, uniform counter-examples per demonstrated action (>= 1)
     temperature         :math:`\\tau` of the InfoNCE softmax and of DFO's weights (> 0)
-    inference           ``"dfo"`` or ``"langevin"`` (DFO first, then Langevin from its population)
-    dfo_samples         :math:`M`, the population of DFO (>= 1)
+    inference           ``"dfo"`` or ``"langevin"`` (Langevin from ``dfo_samples`` uniform samples,
+                        then the lowest-energy one)
+    dfo_samples         :math:`M`, the population of DFO, or Langevin's starting samples (>= 1)
     dfo_iterations      resample-and-perturb rounds (>= 0)
     dfo_noise           initial noise scale :math:`\\sigma` in normalised units (>= 0)
     dfo_shrink          :math:`\\kappa`, the factor the noise shrinks by each round (in (0, 1])

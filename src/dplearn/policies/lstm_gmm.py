@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dplearn import validate
 from dplearn.policies.base import MLPPolicyConfig, Policy, _check_float, _check_int, register_policy
 from dplearn.policies.mixture import GaussianMixtureHead, gmm_log_prob, gmm_sample
 
@@ -59,8 +60,8 @@ class LSTMGMMConfig(MLPPolicyConfig):
                 f"pred_horizon={self.pred_horizon}, action_horizon={self.action_horizon}")
         _check_int(self, "n_components", 1)
         _check_float(self, "min_std", 0.0)
-        if not isinstance(self.low_noise_eval, bool):
-            raise ValueError(f"LSTMGMMConfig.low_noise_eval must be True or False, got {self.low_noise_eval!r}")
+        object.__setattr__(self, "low_noise_eval", validate.boolean("LSTMGMMConfig.low_noise_eval",
+                                                                    self.low_noise_eval))
 
 
 @register_policy

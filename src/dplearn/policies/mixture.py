@@ -9,7 +9,8 @@ diagonal Gaussians over the flattened chunk :math:`a \\in \\mathbb R^D` (Bishop,
     \\qquad \\pi = \\mathrm{softmax}(\\ell), \\quad \\sigma = \\mathrm{softplus}(s) + \\sigma_{\\min},
 
 and is trained by maximum likelihood, :math:`\\mathcal L(\\theta) = -\\mathbb E \\log p_\\theta(a \\mid o)`,
-computed stably as a log-sum-exp over components. Two components can sit on the two modes of a
+computed stably as a log-sum-exp over components (by ``torch.distributions.MixtureSameFamily``;
+chapter 6 writes it from scratch and compares). Two components can sit on the two modes of a
 bimodal demonstration. To act, the policy draws a component :math:`k \\sim \\pi(o)` and returns its
 mean :math:`\\mu_k(o)` (robomimic's "low-noise evaluation"), or a full sample. Because the draw is
 fresh at every query, a one-step policy can switch modes from one step to the next.
@@ -21,39 +22,58 @@ Introduced in chapter 6.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
+import torch.distributions as D
 import torch.nn.functional as F
 from torch import nn
 
+from dplearn import seeding
+from dplearn.nets.mlp import mlp
 from dplearn.policies.base import (
     MLPPolicyConfig,
     Policy,
     _check_float,
     _check_int,
-    mlp,
     register_policy,
 )
 
-__all__ = ["MixtureConfig", "MixturePolicy", "GaussianMixtureHead", "gmm_log_prob", "gmm_sample"]
+__all__ = ["MixtureConfig", "MixturePolicy", "GaussianMixtureHead", "gaussian_mixture", "gmm_log_prob",
+           "gmm_sample"]
+
+
+def gaussian_mixture(logits: torch.Tensor, means: torch.Tensor,
+                     stds: torch.Tensor) -> torch.distributions.MixtureSameFamily:
+    """The mixture :math:`\\sum_k \\pi_k \\mathcal N(\\mu_k, \\mathrm{diag}\\,\\sigma_k^2)` with
+    :math:`\\pi = \\mathrm{softmax}(\\ell)`, as a ``torch.distributions.MixtureSameFamily`` over
+    vectors of size D. Shapes: ``logits`` (..., K), ``means`` and ``stds`` (..., K, D); the
+    distribution's batch shape is (...).
+
+    Introduced in chapter 6.
+    """
+    if means.shape != stds.shape or means.shape[:-1] != logits.shape:
+        raise ValueError(f"shapes must be logits (..., K), means/stds (..., K, D); got "
+                         f"{tuple(logits.shape)}, {tuple(means.shape)}, {tuple(stds.shape)}")
+    components = D.Independent(D.Normal(means, stds, validate_args=False), 1)
+    return D.MixtureSameFamily(D.Categorical(logits=logits, validate_args=False), components,
+                               validate_args=False)
 
 
 def gmm_log_prob(logits: torch.Tensor, means: torch.Tensor, stds: torch.Tensor,
                  x: torch.Tensor) -> torch.Tensor:
-    """:math:`\\log \\sum_k \\pi_k \\prod_d \\mathcal N(x_d; \\mu_{kd}, \\sigma_{kd}^2)` with :math:`\\pi = \\mathrm{softmax}(\\ell)`.
+    """:math:`\\log \\sum_k \\pi_k \\prod_d \\mathcal N(x_d; \\mu_{kd}, \\sigma_{kd}^2)` with
+    :math:`\\pi = \\mathrm{softmax}(\\ell)`, computed by :func:`gaussian_mixture` (a log-sum-exp over
+    components, so it does not underflow far from the means).
 
     Shapes: ``logits`` (..., K), ``means`` and ``stds`` (..., K, D), ``x`` (..., D) → (...).
 
     Introduced in chapter 6.
     """
-    if means.shape != stds.shape or means.shape[:-1] != logits.shape or x.shape != means.shape[:-2] + means.shape[-1:]:
+    if x.shape != means.shape[:-2] + means.shape[-1:]:
         raise ValueError(f"shapes must be logits (..., K), means/stds (..., K, D), x (..., D); got "
                          f"{tuple(logits.shape)}, {tuple(means.shape)}, {tuple(stds.shape)}, {tuple(x.shape)}")
-    z = (x.unsqueeze(-2) - means) / stds
-    log_normal = (-0.5 * z.pow(2) - torch.log(stds) - 0.5 * math.log(2 * math.pi)).sum(-1)
-    return torch.logsumexp(F.log_softmax(logits, dim=-1) + log_normal, dim=-1)
+    return gaussian_mixture(logits, means, stds).log_prob(x)
 
 
 def gmm_sample(logits: torch.Tensor, means: torch.Tensor, stds: torch.Tensor,
@@ -63,12 +83,12 @@ def gmm_sample(logits: torch.Tensor, means: torch.Tensor, stds: torch.Tensor,
 
     Introduced in chapter 6.
     """
-    k = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
+    k = seeding.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(-1)
     rows = torch.arange(means.shape[0], device=means.device)
     mu, sd = means[rows, k], stds[rows, k]
     if not noise:
         return mu
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = seeding.randn(mu.shape, generator, device=mu.device, dtype=mu.dtype)
     return mu + sd * eps
 
 

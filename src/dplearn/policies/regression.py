@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from dplearn.policies.base import MLPPolicyConfig, Policy, mlp, register_policy
+from dplearn.nets.mlp import mlp
+from dplearn.policies.base import MLPPolicyConfig, Policy, register_policy
 
 __all__ = ["RegressionConfig", "RegressionPolicy"]
 

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dplearn.validate import non_negative_int, positive_int
+
 __all__ = ["GaussianMixture"]
 
 
@@ -88,8 +90,7 @@ class GaussianMixture:
     def ring(cls, n_modes: int = 8, radius: float = 1.0, std: float = 0.1,
              angle_offset: float = 0.0) -> GaussianMixture:
         """``n_modes`` equal Gaussians of std ``std`` evenly spaced on a circle of ``radius`` (2-D)."""
-        if isinstance(n_modes, bool) or not isinstance(n_modes, int) or n_modes < 1:
-            raise ValueError(f"n_modes must be a positive integer, got {n_modes!r}")
+        n_modes = positive_int("n_modes", n_modes)
         if not float(radius) >= 0:
             raise ValueError(f"radius must be non-negative, got {radius!r}")
         angles = angle_offset + 2 * math.pi * torch.arange(n_modes, dtype=torch.float64) / n_modes
@@ -144,8 +145,7 @@ class GaussianMixture:
     def sample(self, n: int, generator: torch.Generator | None = None,
                return_labels: bool = False, dtype: torch.dtype = torch.float32):
         """``n`` samples, shape (n, d) of ``dtype`` (and their component labels, (n,) long)."""
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-            raise ValueError(f"n must be a non-negative integer, got {n!r}")
+        n = non_negative_int("n", n)
         labels = torch.multinomial(self.weights, int(n), replacement=True, generator=generator)
         noise = torch.randn(int(n), self.dim, generator=generator, dtype=torch.float64)
         x = (self.means[labels] + self.stds[labels, None] * noise).to(dtype)

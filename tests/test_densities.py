@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy import integrate, stats
 
-from dplearn.mixture import GaussianMixture
+from dplearn.densities import GaussianMixture
 from dplearn.sample_quality import energy_distance, mode_coverage
 
 
