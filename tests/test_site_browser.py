@@ -13,12 +13,12 @@ used); ``DPLEARN_CHROMIUM=/path/to/chrome`` picks another binary.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
+
+from _browser import chromium
 
 pytestmark = pytest.mark.book
 
@@ -26,19 +26,11 @@ PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
 
-def _chromium() -> str | None:
-    for candidate in (os.environ.get("DPLEARN_CHROMIUM"), "chromium", "chromium-browser",
-                      "google-chrome", "google-chrome-stable"):
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    return None
-
-
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[dev]'")
-    exe = _chromium()
+    exe = chromium()
     if exe is None:
         pytest.skip("no Chromium binary found (Debian: apt-get install chromium; or set "
                     "DPLEARN_CHROMIUM): the site is not checked in a browser")

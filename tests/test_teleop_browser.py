@@ -29,6 +29,8 @@ import urllib.request
 import numpy as np
 import pytest
 
+from _browser import chromium
+
 pytestmark = pytest.mark.browser
 
 SIZE = 320  # the scene's size on screen, pixels
@@ -43,16 +45,6 @@ NOTEBOOK = {
     "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
     "nbformat": 4, "nbformat_minor": 5,
 }
-
-
-def _chromium() -> str | None:
-    import shutil
-
-    for candidate in (os.environ.get("DPLEARN_CHROMIUM"), "chromium", "chromium-browser",
-                      "google-chrome", "google-chrome-stable"):
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    return None
 
 
 def _free_port() -> int:
@@ -108,7 +100,7 @@ def jupyter(tmp_path_factory):
 def page(jupyter):
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[dev]'")
-    exe = _chromium()
+    exe = chromium()
     if exe is None:
         pytest.skip("no Chromium binary found (Debian: apt-get install chromium; or set "
                     "DPLEARN_CHROMIUM): the panel is not checked in a browser")

@@ -18,11 +18,11 @@ import os
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write", "torch_save_atomic", "torch_load", "CheckpointError"]
+__all__ = ["atomic_write", "torch_save_atomic", "torch_load", "describe_contents", "CheckpointError"]
 
 
 class CheckpointError(ValueError):
@@ -122,3 +122,13 @@ def torch_load(path: str | os.PathLike, what: str = "checkpoint", map_location: 
             return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # EOFError, RuntimeError (zip archive), UnpicklingError, ...
         raise CheckpointError(f"{prefix}: {_unreadable_reason(path, exc)}") from None
+
+
+def describe_contents(state: Any) -> str:
+    """What a loaded file holds instead of a dplearn format, in words for an error message:
+    ``"a list"``, ``"a mapping with no 'format' entry, keys [...]"`` or the format it names."""
+    if not isinstance(state, Mapping):
+        return f"a {type(state).__name__}"
+    if "format" not in state:
+        return f"a mapping with no 'format' entry, keys {sorted(map(str, state))[:6]}"
+    return repr(state["format"])

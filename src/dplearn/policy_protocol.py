@@ -51,9 +51,9 @@ import numpy as np
 
 from dplearn.envs.benchmark import WORKSPACE_SIZE
 from dplearn.experts import PushTExpert
-from dplearn.validate import finite_float, integer, positive_int
+from dplearn.validate import finite_float, integer, non_negative_int, positive_int
 
-__all__ = ["PerStepPolicy", "RandomPolicy", "ExpertPolicy", "as_policy"]
+__all__ = ["PerStepPolicy", "RandomPolicy", "ExpertPolicy", "RecedingHorizon", "as_policy"]
 
 
 class PerStepPolicy:
@@ -143,3 +143,71 @@ def as_policy(policy: Any) -> Any:
         "policy must be a chunk policy (with obs_horizon, called on a batch of histories) or a "
         f"callable obs -> action, got {type(policy).__name__}"
     )
+
+
+class RecedingHorizon:
+    """Run a chunk policy with another action horizon :math:`T_a` or with latency, without retraining.
+
+    A dplearn policy predicts :math:`T_p` actions :math:`a_{t'-T_o+1}, \\dots, a_{t'-T_o+T_p}` from the
+    observations up to :math:`t'` and executes :math:`T_a` of them. With a latency of :math:`k` steps
+    the observation it acts on is :math:`k` steps old when its actions start: the prediction made from
+    the observations up to :math:`t' = t - k` is executed from step :math:`t` on, so of its chunk the
+    executed actions are
+
+    .. math:: a_t, \\dots, a_{t+T_a-1} = \\text{chunk}[T_o - 1 + k \\,:\\, T_o - 1 + k + T_a],
+
+    which needs :math:`T_o - 1 + k + T_a \\le T_p`. The wrapper asks the evaluation for
+    :math:`T_o + k` observations (so it has the ones up to :math:`t - k`; at the start of an episode
+    they are the first one repeated) and passes the oldest :math:`T_o` to the policy. With
+    ``latency=0`` and the policy's own ``action_horizon`` it acts exactly as the policy does.
+
+    Parameters
+    ----------
+    policy : dplearn.policies.Policy
+        A trained policy (anything with ``config`` and ``predict_chunk``).
+    action_horizon : int, optional
+        :math:`T_a`, actions executed per prediction (default: the policy's).
+    latency : int
+        :math:`k \\ge 0`, steps between the observation and the first executed action.
+
+    Introduced in chapter 10.
+    """
+
+    accepts_generator = True
+    batch_independent = True
+
+    def __init__(self, policy: Any, action_horizon: int | None = None, latency: int = 0):
+        if not callable(getattr(policy, "predict_chunk", None)) or not hasattr(policy, "config"):
+            raise ValueError(f"policy must be a dplearn policy (with config and predict_chunk), got "
+                             f"{type(policy).__name__}")
+        c = policy.config
+        self.policy = policy
+        self.latency = non_negative_int("latency", latency)
+        self.action_horizon = positive_int("action_horizon",
+                                           c.action_horizon if action_horizon is None else action_horizon)
+        need = c.obs_horizon - 1 + self.latency + self.action_horizon
+        if need > c.pred_horizon:
+            raise ValueError(f"latency + action_horizon must be at most pred_horizon - obs_horizon + 1 = "
+                             f"{c.pred_horizon - c.obs_horizon + 1} for this policy (T_p = {c.pred_horizon}, "
+                             f"T_o = {c.obs_horizon}), got latency={self.latency}, "
+                             f"action_horizon={self.action_horizon}")
+        self.obs_type = policy.obs_type
+        self.obs_horizon = c.obs_horizon + self.latency
+
+    @property
+    def device(self) -> Any:
+        return self.policy.device
+
+    def reset(self, seeds: Any = None) -> None:
+        self.policy.reset(seeds)
+
+    def __call__(self, obs: Any, generator: Any = None) -> np.ndarray:
+        """``obs`` (B, T_o + k, ...) (or a dict of such) → the actions to execute ``(B, T_a, 2)``."""
+        t_o = self.policy.config.obs_horizon
+        if isinstance(obs, dict):
+            oldest = {key: value[:, :t_o] for key, value in obs.items()}
+        else:
+            oldest = np.asarray(obs)[:, :t_o]
+        chunk = self.policy.predict_chunk(oldest, generator)
+        start = t_o - 1 + self.latency
+        return chunk[:, start:start + self.action_horizon].float().cpu().numpy()

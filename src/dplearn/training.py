@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from dplearn import validate
-from dplearn.atomic import CheckpointError, torch_load, torch_save_atomic
+from dplearn.atomic import CheckpointError, describe_contents, torch_load, torch_save_atomic
 from dplearn.seeding import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "warmup_cosine", "train", "select_device",
@@ -437,7 +437,7 @@ def read_train_state(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     state = torch_load(path, "training state", map_location="cpu")
     if not isinstance(state, Mapping) or state.get("format") != TRAIN_STATE_FORMAT:
-        found = _format_of(state)
+        found = describe_contents(state)
         raise CheckpointError(f"{str(path)!r} is not a dplearn training state of format {TRAIN_STATE_FORMAT!r} "
                               f"(found {found})")
     missing = sorted({"model", "optimizer", "scheduler", "ema", "batches", "rng", "losses", "step", "config",
@@ -458,15 +458,6 @@ def _nonfinite(weights: Mapping[str, Any]) -> list[str]:
     """Names of the floating-point tensors in ``weights`` holding NaN or ±inf."""
     return [k for k, v in weights.items()
             if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
-
-
-def _format_of(state: Any) -> str:
-    """What a loaded file holds instead of a dplearn format, for an error message."""
-    if not isinstance(state, Mapping):
-        return f"a {type(state).__name__}"
-    if "format" not in state:
-        return f"a mapping with no 'format' entry, keys {sorted(map(str, state))[:6]}"
-    return repr(state["format"])
 
 
 def _check_resumable(state: Mapping[str, Any], config: TrainConfig, identity: Mapping[str, Any],

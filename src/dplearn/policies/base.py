@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from dplearn import seeding, validate
-from dplearn.atomic import CheckpointError, torch_load, torch_save_atomic
+from dplearn.atomic import CheckpointError, describe_contents, torch_load, torch_save_atomic
 from dplearn.data.normalizer import Normalizer
 from dplearn.envs.benchmark import OBS_TYPES
 
@@ -62,15 +62,6 @@ _FORMAT_V1 = "dplearn-policy/1"
 # ---------------------------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------------------------
-def _format_of(state: Any) -> str:
-    """What a loaded file holds instead of a dplearn format, for an error message."""
-    if not isinstance(state, Mapping):
-        return f"a {type(state).__name__}"
-    if "format" not in state:
-        return f"a mapping with no 'format' entry, keys {sorted(map(str, state))[:6]}"
-    return repr(state["format"])
-
-
 def _check_int(config: Any, name: str, low: int) -> None:
     """Config field ``name`` as an ``int`` >= ``low`` (see :mod:`dplearn.validate`), stored back."""
     value = validate.integer(f"{type(config).__name__}.{name}", getattr(config, name), low=low)
@@ -494,7 +485,7 @@ class Policy(nn.Module):
         """Rebuild a policy of this class from :meth:`checkpoint` output (either format)."""
         state = cls._upgrade(state)
         if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            found = _format_of(state)
+            found = describe_contents(state)
             raise ValueError(f"not a dplearn policy checkpoint of format {CHECKPOINT_FORMAT!r} (found {found})")
         if state.get("policy") != cls.name:
             raise ValueError(f"the checkpoint holds a {state.get('policy')!r} policy, not {cls.name!r}")
@@ -549,7 +540,7 @@ class Policy(nn.Module):
         state = torch_load(path, "policy checkpoint", map_location=map_location)
         state = cls._upgrade(state)
         if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-            found = _format_of(state)
+            found = describe_contents(state)
             hint = ""
             if isinstance(state, Mapping) and str(state.get("format")).startswith("dplearn-policy/"):
                 command = (state.get("meta") or {}).get("command")
