@@ -119,6 +119,7 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "train_steps": (40, 300, 30_000),  # optimiser steps of the chapter's own policy (recipe of the tier)
         "scratch_steps": (5, 20, 50),  # steps of the from-scratch training loop (compared with the library)
         "own_episodes": (2, 20, 50),  # test starts the chapter's own policy is scored on
+        "teleop_episodes": (2, 20, 20),  # episodes recorded through the teleop controller (exercise)
         "test_episodes": (3, 50, 50),  # test starts of the comparison tables (the paper's 50)
         "route_rollouts": (3, 10, 20),  # rollouts from the two-route start, per policy
         "route_steps": (30, 80, 120),  # control steps of each of those rollouts
