@@ -116,3 +116,15 @@ def built_site(notebook_runner, tmp_path_factory) -> Path:
     )
     assert proc.returncode == 0, f"jupyter-book build failed (warnings are errors):\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
     return site / "_build" / "html"
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small convolutions on a busy 2-core machine: one torch thread is fastest (and avoids
+    contention); the previous setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

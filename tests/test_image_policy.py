@@ -18,14 +18,7 @@ from dplearn.evaluation import evaluate
 from dplearn.policies import load_policy, make_policy
 from dplearn.policy_training import PUSHT_RECIPES, image_windows, recipe_for, train_pusht_policy
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on a busy 2-core machine: one thread is fastest (and avoids contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 @pytest.fixture

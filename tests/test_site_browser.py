@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from _browser import chromium
+from _browser import playwright_and_chromium
 
 pytestmark = pytest.mark.book
 
@@ -28,12 +28,7 @@ DESKTOP = {"width": 1280, "height": 900}
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[dev]'")
-    exe = chromium()
-    if exe is None:
-        pytest.skip("no Chromium binary found (Debian: apt-get install chromium; or set "
-                    "DPLEARN_CHROMIUM): the site is not checked in a browser")
+    sync_api, exe = playwright_and_chromium("the site")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe)
         yield browser

@@ -29,7 +29,7 @@ import urllib.request
 import numpy as np
 import pytest
 
-from _browser import chromium
+from _browser import playwright_and_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -98,12 +98,7 @@ def jupyter(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(jupyter):
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[dev]'")
-    exe = chromium()
-    if exe is None:
-        pytest.skip("no Chromium binary found (Debian: apt-get install chromium; or set "
-                    "DPLEARN_CHROMIUM): the panel is not checked in a browser")
+    sync_api, exe = playwright_and_chromium("the panel")
     url, _ = jupyter
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe)

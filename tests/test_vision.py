@@ -21,14 +21,7 @@ from dplearn.nets import (
 )
 from dplearn.nets.vision import BasicBlock
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on a busy 2-core machine: one thread is fastest (and avoids contention)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 # torchvision's resnet18 has 11,689,512 parameters, of which the 1000-way classifier takes 512·1000 + 1000

@@ -107,8 +107,9 @@ def add_train(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a policy on the Push-T demonstrations and save it",
-        description="Train a policy (regression, categorical, mixture, lstm-gmm, ibc on states; "
-        "diffusion-cnn on keypoints, pixels or two-cameras) on the shipped Push-T demonstrations with its recipe "
+        description="Train a policy (regression, categorical, mixture, lstm-gmm, ibc on states or "
+        "keypoints; diffusion-cnn on keypoints, pixels, pixels_agent_pos or two-cameras; diffusion-transformer "
+        "on keypoints) on the shipped Push-T demonstrations (or --demos) with its recipe "
         "(dplearn.policy_training.PUSHT_RECIPES) and save the policy (config, weights and "
         "normalisers) atomically. Under torchrun (`torchrun --nproc-per-node N -m dplearn train ...`) "
         "the N processes train data-parallel with the recipe's batch as the global batch; rank 0 writes.",

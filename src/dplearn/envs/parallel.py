@@ -219,34 +219,24 @@ class EnvWorkers:
         self._ask_all({w: ("envs", make_env, obs_type, dict(env_kwargs), per_worker) for w in range(self.n)})
         self._spec, self._slots = spec, per_worker
 
+    def _scatter(self, requests: Sequence[tuple], command: str, *extra: Any) -> list[Any]:
+        """Send each ``(slot, ...)`` request to the worker holding ``slot`` (slot ``s`` lives in worker
+        ``s % n`` as its env ``s // n``), all workers at once; the replies come back in request order."""
+        by_worker: dict[int, list] = {}
+        for slot, *rest in requests:
+            by_worker.setdefault(slot % self.n, []).append((slot // self.n, *rest))
+        replies = {w: iter(r) for w, r in self._ask_all({w: (command, reqs, *extra)
+                                                           for w, reqs in by_worker.items()}).items()}
+        return [next(replies[slot % self.n]) for slot, *_ in requests]
+
     def reset(self, requests: Sequence[tuple[int, int, Any]]) -> list[tuple[Any, np.ndarray]]:
         """``[(slot, seed, start_state or None)]`` → ``[(first observation, state (5,))]``, in order."""
-        by_worker: dict[int, list] = {}
-        for slot, seed, start in requests:
-            by_worker.setdefault(slot % self.n, []).append((slot // self.n, seed, start))
-        replies = self._ask_all({w: ("reset", reqs) for w, reqs in by_worker.items()})
-        cursor = dict.fromkeys(replies, 0)
-        out = []
-        for slot, _, _ in requests:
-            w = slot % self.n
-            out.append(replies[w][cursor[w]])
-            cursor[w] += 1
-        return out
+        return self._scatter(requests, "reset")
 
     def step(self, requests: Sequence[tuple[int, np.ndarray, int]], keep: int) -> list[tuple]:
         """``[(slot, actions (n, 2), steps left)]`` → per request ``(last <= keep observations, rewards,
         coverages, states, steps taken, done)``, in order; all workers step at the same time."""
-        by_worker: dict[int, list] = {}
-        for slot, actions, remaining in requests:
-            by_worker.setdefault(slot % self.n, []).append((slot // self.n, actions, remaining))
-        replies = self._ask_all({w: ("step", reqs, keep) for w, reqs in by_worker.items()})
-        cursor = dict.fromkeys(replies, 0)
-        out = []
-        for slot, _, _ in requests:
-            w = slot % self.n
-            out.append(replies[w][cursor[w]])
-            cursor[w] += 1
-        return out
+        return self._scatter(requests, "step", keep)
 
     def run_episodes(self, fn: Callable[[Any], Any], stateful: bool, requests: Sequence[tuple[int, int, Any]],
                      max_steps: int, on_done: Callable[[int], None] | None = None) -> dict[int, tuple]:
