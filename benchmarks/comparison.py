@@ -30,6 +30,11 @@ snapshots, the summary line of ``dplearn eval``).
    run's max and of each run's mean (the paper's "max / avg"); the GPU, torch and CUDA versions, and
    the session's arguments. ``--publish FILE`` also writes the per-method table (a few kB) where the
    book reads it, e.g. ``data/comparison.json``.
+
+``--control velocity`` trains every method on displacements instead of target positions (chapter 10's
+position-versus-velocity ablation); its rows are marked with the control. ``--checkpoints FILE ...``
+skips training and scores the given policy checkpoints (e.g. the shipped ones), each as one run of one
+seed with one checkpoint.
 """
 
 from __future__ import annotations
@@ -37,7 +42,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import shlex
 import sys
@@ -47,43 +51,64 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gpu_session as gs  # noqa: E402  (processes with a deadline, snapshots, eval summaries)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from dplearn.envs.benchmark import IMAGE_OBS_TYPES, PAPER_PUSHT  # noqa: E402
+
 ROOT = gs.ROOT
 METHODS = ("regression", "categorical", "mixture", "lstm-gmm", "ibc", "diffusion-cnn", "diffusion-transformer")
-#: The paper's Table 1 (Push-T, max / avg over 3 seeds of the last checkpoints), for the side-by-side.
-PAPER = {
-    "keypoints": {"lstm-gmm": (0.67, 0.61), "ibc": (0.90, 0.84), "bet": (0.79, 0.70),
-                  "diffusion-cnn": (0.95, 0.91), "diffusion-transformer": (0.95, 0.79)},
-    "pixels_agent_pos": {"lstm-gmm": (0.69, 0.54), "ibc": (0.75, 0.64), "diffusion-cnn": (0.91, 0.84),
-                         "diffusion-transformer": (0.78, 0.66)},
-}
-
-
-def mean_sd(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return m, sd
 
 
 def summarise(runs: list[dict], last: int) -> dict[str, dict]:
-    """Per method: each run's max and mean over its scored checkpoints, then mean ± sd over seeds."""
+    """Per (method, observation): each run's max and mean over its scored checkpoints, then the mean ± sd
+    over seeds (:func:`dplearn.envs.benchmark.summarize_seeds`, the paper's statistic)."""
+    from dplearn.envs.benchmark import summarize_seeds
+
     table: dict[str, dict] = {}
-    for method in dict.fromkeys(r["method"] for r in runs):
-        per_run = []
-        for r in (r for r in runs if r["method"] == method):
-            scores = [c["score"] for c in r["checkpoints"] if c.get("score") is not None]
-            if scores:
-                per_run.append({"seed": r["seed"], "max": max(scores), "mean": sum(scores) / len(scores),
-                                "checkpoints": len(scores), "partial": r["partial"]})
+    for key in dict.fromkeys(r["key"] for r in runs):
+        group = [r for r in runs if r["key"] == key]
+        row = {"method": group[0]["method"], "obs": group[0]["obs"], "control": group[0].get("control", "position")}
+        per_run, scores = [], []
+        for r in group:
+            s = [c["score"] for c in r["checkpoints"] if c.get("score") is not None]
+            if s:
+                scores.append(s)
+                per_run.append({"seed": r["seed"], "max": max(s), "mean": sum(s) / len(s), "checkpoints": len(s),
+                                "success_rate": sum(c["success_rate"] for c in r["checkpoints"]
+                                                    if c.get("score") is not None) / len(s),
+                                "partial": r["partial"], "steps": r.get("steps_done"),
+                                "wall_seconds": r.get("wall_seconds"), "trained_on": r.get("trained_on"),
+                                "command": r.get("command")})
         if not per_run:
-            table[method] = {"runs": 0}
+            table[key] = {**row, "runs": 0}
             continue
-        mx, mx_sd = mean_sd([p["max"] for p in per_run])
-        av, av_sd = mean_sd([p["mean"] for p in per_run])
-        table[method] = {"runs": len(per_run), "max": round(mx, 4), "max_sd": round(mx_sd, 4),
-                         "mean": round(av, 4), "mean_sd": round(av_sd, 4), "per_run": per_run,
-                         "partial": any(p["partial"] or p["checkpoints"] < last for p in per_run)}
+        summary = summarize_seeds(scores)
+        table[key] = {**row, "runs": summary.n_seeds, "max": round(summary.max, 4),
+                      "max_sd": round(summary.max_sd, 4), "mean": round(summary.avg, 4),
+                      "mean_sd": round(summary.avg_sd, 4), "per_run": per_run,
+                      "partial": any(q["partial"] or q["checkpoints"] < last for q in per_run)}
     return table
+
+
+def checkpoint_runs(files: list[str]) -> list[dict]:
+    """One run per policy checkpoint: its policy, observation, seed, steps and command from its metadata."""
+    from dplearn.policies import load_policy
+
+    runs = []
+    for f in files:
+        path = Path(f).resolve()
+        try:
+            policy = load_policy(path)
+        except (ValueError, OSError) as exc:
+            raise SystemExit(f"comparison: --checkpoints: {exc}") from None
+        meta, c = policy.meta, policy.config
+        control = getattr(c, "control", "position")
+        runs.append({"method": policy.name, "obs": c.obs_type, "control": control, "key": path.stem,
+                     "seed": meta.get("seed"), "name": path.stem, "steps_target": meta.get("train_steps"),
+                     "steps_done": meta.get("train_steps"), "command": meta.get("command"),
+                     "wall_seconds": meta.get("train_seconds"), "trained_on": meta.get("gpu") or meta.get("device"),
+                     "tier": meta.get("tier"), "status": "finished before", "partial": False,
+                     "checkpoints": [{"step": meta.get("train_steps"), "path": gs.rel(path)}]})
+    return runs
 
 
 def main() -> int:
@@ -91,6 +116,8 @@ def main() -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", nargs="+", default=list(METHODS), help="policies (default: all seven)")
     p.add_argument("--obs", default="keypoints", help="observation type (default keypoints)")
+    p.add_argument("--control", default="position", choices=("position", "velocity"),
+                   help="train on target positions (the benchmark's) or on displacements (default position)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     p.add_argument("--budget", default="full", help="recipe tier: quick, book or full (default full)")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps of every run (default: each recipe's)")
@@ -104,6 +131,9 @@ def main() -> int:
     p.add_argument("--max-procs", type=int, default=None, help="processes at a time (default: all at once)")
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "comparison"), help="states, checkpoints, logs")
     p.add_argument("--publish", default=None, help="also write the per-method table to this JSON file")
+    p.add_argument("--checkpoints", nargs="+", default=None, metavar="FILE",
+                   help="score these policy checkpoints instead of training (each is one run of one seed "
+                        "with one checkpoint, e.g. the shipped ones)")
     args = p.parse_args()
     for name in ("last", "episodes", "minutes"):
         if getattr(args, name) <= 0:
@@ -122,101 +152,109 @@ def main() -> int:
         raise SystemExit("comparison: no CUDA GPU here; pass --device cpu to rehearse on the CPU")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit(f"comparison: --device {args.device}: no CUDA GPU is available")
-    recipes = {}
-    for method in args.methods:
-        try:
-            recipes[method] = recipe_for(method, args.obs)[1]
-        except ValueError as exc:
-            raise SystemExit(f"comparison: {exc}") from None
-        if args.budget not in recipes[method].steps:
-            raise SystemExit(f"comparison: --budget must be one of {sorted(recipes[method].steps)}")
+    if args.checkpoints is None:
+        recipes = {}
+        for method in args.methods:
+            try:
+                recipes[method] = recipe_for(method, args.obs)[1]
+            except ValueError as exc:
+                raise SystemExit(f"comparison: {exc}") from None
+            if args.budget not in recipes[method].steps:
+                raise SystemExit(f"comparison: --budget must be one of {sorted(recipes[method].steps)}")
     runs_dir = Path(args.runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None
     print(f"[{gs.clock()}] comparison: {gpu or 'CPU'}, torch {torch.__version__}, {cores} CPU cores; "
-          f"{len(args.methods)} methods × {len(args.seeds)} seeds on {args.obs}, {args.budget} tier; "
-          f"{args.minutes:g} min in all", flush=True)
+          + (f"scoring {len(args.checkpoints)} checkpoints" if args.checkpoints else
+             f"{len(args.methods)} methods × {len(args.seeds)} seeds on {args.obs}, {args.budget} tier")
+          + f"; {args.minutes:g} min in all", flush=True)
 
-    # ---- 1. train, exporting a snapshot each time a run saves its state --------------------------
-    runs = []
-    for method in args.methods:
-        steps = args.steps or recipes[method].steps[args.budget]
-        for seed in args.seeds:
-            name = f"{method}-{args.obs}-{args.budget}-{steps}-seed{seed}"
-            state, out = runs_dir / f"{name}.state", runs_dir / f"{name}.pt"
-            argv = ["train", "--policy", method, "--obs", args.obs, "--budget", args.budget, "--steps", str(steps),
-                    "--seed", str(seed), "--device", args.device, "--resume", gs.rel(state), "--out", gs.rel(out),
-                    "--no-progress"]
-            runs.append({"method": method, "seed": seed, "name": name, "steps_target": steps,
-                         "steps_before": gs.state_step(state), "command": shlex.join(["dplearn", *argv]),
-                         "log": gs.rel(runs_dir / f"{name}.train.log"),
-                         "job": None if out.exists() else gs.Job(name, gs.dplearn_command(*argv),
-                                                                 runs_dir / f"{name}.train.log", 1),
-                         "snapshots": {}})
-    # A run saves its training state every tenth of the run (at most every 1000 steps), replacing the
-    # file atomically; a hard link to each new version keeps it (no copy, no load) while training goes
-    # on, and only the last few are kept and, after training, exported as policies.
-    seen: dict[str, int] = {}
+    if args.checkpoints is not None:  # ---- 1'. score given checkpoints: one run each ---------------
+        runs, completed = checkpoint_runs(args.checkpoints), True
+        args.last, args.obs, args.budget = 1, None, None  # each run's own, in its row
+    else:
+        # ---- 1. train, exporting a snapshot each time a run saves its state --------------------------
+        runs = []
+        for method in args.methods:
+            steps = args.steps or recipes[method].steps[args.budget]
+            for seed in args.seeds:
+                control = "" if args.control == "position" else "-velocity"
+                name = f"{method}-{args.obs}{control}-{args.budget}-{steps}-seed{seed}"
+                state, out = runs_dir / f"{name}.state", runs_dir / f"{name}.pt"
+                argv = ["train", "--policy", method, "--obs", args.obs, "--budget", args.budget, "--steps", str(steps),
+                        "--seed", str(seed), "--device", args.device, "--resume", gs.rel(state), "--out", gs.rel(out),
+                        "--no-progress", *(["--control", args.control] if control else [])]
+                runs.append({"method": method, "obs": args.obs, "key": method + control, "control": args.control,
+                             "seed": seed, "name": name, "trained_on": gpu or args.device, "steps_target": steps,
+                             "steps_before": gs.state_step(state), "command": shlex.join(["dplearn", *argv]),
+                             "log": gs.rel(runs_dir / f"{name}.train.log"),
+                             "job": None if out.exists() else gs.Job(name, gs.dplearn_command(*argv),
+                                                                     runs_dir / f"{name}.train.log", 1),
+                             "snapshots": {}})
+        # A run saves its training state every tenth of the run (at most every 1000 steps), replacing the
+        # file atomically; a hard link to each new version keeps it (no copy, no load) while training goes
+        # on, and only the last few are kept and, after training, exported as policies.
+        seen: dict[str, int] = {}
 
-    def keep_new_states() -> None:
-        for run in runs:
-            state = runs_dir / f"{run['name']}.state"
-            try:
-                mtime = state.stat().st_mtime_ns
-                if seen.get(run["name"]) == mtime:
+        def keep_new_states() -> None:
+            for run in runs:
+                state = runs_dir / f"{run['name']}.state"
+                try:
+                    mtime = state.stat().st_mtime_ns
+                    if seen.get(run["name"]) == mtime:
+                        continue
+                    link = runs_dir / f"{run['name']}.kept.{mtime}.state"
+                    os.link(state, link)
+                except OSError:  # no state yet, or it was replaced between the two calls: next tick
                     continue
-                link = runs_dir / f"{run['name']}.kept.{mtime}.state"
-                os.link(state, link)
-            except OSError:  # no state yet, or it was replaced between the two calls: next tick
-                continue
-            seen[run["name"]] = mtime
-            kept = sorted(runs_dir.glob(f"{run['name']}.kept.*.state"), key=lambda q: int(q.name.split(".")[-2]))
-            for old in kept[:-(args.last + 1)]:
-                old.unlink(missing_ok=True)
+                seen[run["name"]] = mtime
+                kept = sorted(runs_dir.glob(f"{run['name']}.kept.*.state"), key=lambda q: int(q.name.split(".")[-2]))
+                for old in kept[:-(args.last + 1)]:
+                    old.unlink(missing_ok=True)
 
-    def export_kept_states(run: dict) -> None:
-        for link in sorted(runs_dir.glob(f"{run['name']}.kept.*.state")):
-            try:
-                step = gs.state_step(link)
-                if step not in run["snapshots"]:
-                    snap = runs_dir / f"{run['name']}.step{step}.pt"
-                    gs.export_snapshot(link, snap, {"command": run["command"], "seed": run["seed"],
-                                                    "tier": args.budget, "task": f"pusht-{args.obs}", "gpu": gpu})
-                    run["snapshots"][step] = gs.rel(snap)
-            except (ValueError, KeyError, RuntimeError, OSError) as exc:
-                print(f"[{gs.clock()}] no snapshot from {link.name}: {str(exc)[:160]}", flush=True)
-            link.unlink(missing_ok=True)
+        def export_kept_states(run: dict) -> None:
+            for link in sorted(runs_dir.glob(f"{run['name']}.kept.*.state")):
+                try:
+                    step = gs.state_step(link)
+                    if step not in run["snapshots"]:
+                        snap = runs_dir / f"{run['name']}.step{step}.pt"
+                        gs.export_snapshot(link, snap, {"command": run["command"], "seed": run["seed"],
+                                                        "tier": args.budget, "task": f"pusht-{args.obs}", "gpu": gpu})
+                        run["snapshots"][step] = gs.rel(snap)
+                except (ValueError, KeyError, RuntimeError, OSError) as exc:
+                    print(f"[{gs.clock()}] no snapshot from {link.name}: {str(exc)[:160]}", flush=True)
+                link.unlink(missing_ok=True)
 
-    for snap in runs_dir.glob("*.step*.pt"):  # snapshots of an earlier session of the same runs
+        for snap in runs_dir.glob("*.step*.pt"):  # snapshots of an earlier session of the same runs
+            for run in runs:
+                if snap.name.startswith(run["name"] + ".step"):
+                    run["snapshots"][int(snap.name[len(run["name"]) + 5:-3])] = gs.rel(snap)
+        jobs = [r["job"] for r in runs if r["job"] is not None]
+        concurrent = min(len(jobs), args.max_procs or len(jobs)) or 1
+        for job in jobs:
+            job.threads = max(1, cores // concurrent)
+        eval_reserve = min(args.eval_seconds, 0.4 * 60.0 * args.minutes)
+        completed = gs.run_jobs(jobs, deadline - eval_reserve, args.max_procs or len(jobs) or 1, "train",
+                                report_every=30.0, on_tick=keep_new_states, tick_every=0.5)
+        keep_new_states()
+
         for run in runs:
-            if snap.name.startswith(run["name"] + ".step"):
-                run["snapshots"][int(snap.name[len(run["name"]) + 5:-3])] = gs.rel(snap)
-    jobs = [r["job"] for r in runs if r["job"] is not None]
-    concurrent = min(len(jobs), args.max_procs or len(jobs)) or 1
-    for job in jobs:
-        job.threads = max(1, cores // concurrent)
-    eval_reserve = min(args.eval_seconds, 0.4 * 60.0 * args.minutes)
-    completed = gs.run_jobs(jobs, deadline - eval_reserve, args.max_procs or len(jobs) or 1, "train",
-                            report_every=30.0, on_tick=keep_new_states, tick_every=0.5)
-    keep_new_states()
-
-    for run in runs:
-        export_kept_states(run)
-        job, out = run.pop("job"), runs_dir / f"{run['name']}.pt"
-        run["steps_done"] = gs.state_step(runs_dir / f"{run['name']}.state")
-        if job is not None:
-            run["wall_seconds"] = round(job.seconds or 0.0, 1)
-            run["status"] = ("finished" if job.returncode == 0 and out.exists() else
-                             f"stopped {job.stopped}" if job.stopped else
-                             "not started" if job.started is None else f"failed (status {job.returncode})")
-        else:
-            run["status"] = "finished before"
-        run["partial"] = not run["status"].startswith("finished")
-        chosen = dict(run["snapshots"])
-        if not run["partial"]:  # the final checkpoint (EMA weights, saved in the recipe's precision) is the last
-            chosen[run["steps_target"]] = gs.rel(out)
-        run["checkpoints"] = [{"step": s, "path": chosen[s]} for s in sorted(chosen)[-args.last:]]
+            export_kept_states(run)
+            job, out = run.pop("job"), runs_dir / f"{run['name']}.pt"
+            run["steps_done"] = gs.state_step(runs_dir / f"{run['name']}.state")
+            if job is not None:
+                run["wall_seconds"] = round(job.seconds or 0.0, 1)
+                run["status"] = ("finished" if job.returncode == 0 and out.exists() else
+                                 f"stopped {job.stopped}" if job.stopped else
+                                 "not started" if job.started is None else f"failed (status {job.returncode})")
+            else:
+                run["status"] = "finished before"
+            run["partial"] = not run["status"].startswith("finished")
+            chosen = dict(run["snapshots"])
+            if not run["partial"]:  # the final checkpoint (EMA weights, saved in the recipe's precision) is the last
+                chosen[run["steps_target"]] = gs.rel(out)
+            run["checkpoints"] = [{"step": s, "path": chosen[s]} for s in sorted(chosen)[-args.last:]]
 
     # ---- 2. evaluate the last checkpoints ------------------------------------------------------
     eval_jobs = []
@@ -247,24 +285,27 @@ def main() -> int:
                "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_cores": cores,
                "argv": sys.argv[1:], "obs": args.obs, "budget": args.budget, "episodes": args.episodes,
                "eval_seed": args.eval_seed, "last": args.last, "runs": runs, "table": table,
-               "paper": PAPER.get(args.obs, {})}
+               "paper": PAPER_PUSHT}
     results = runs_dir / "comparison.json"
     history = json.loads(results.read_text()).get("sessions", []) if results.exists() else []
     write_json(results, {"sessions": history + [session]})
     if args.publish:
-        write_json(Path(args.publish), {k: session[k] for k in ("started", "wall_seconds", "gpu", "torch", "obs",
-                                                                   "budget", "episodes", "eval_seed", "last",
-                                                                   "table", "paper")}
+        write_json(Path(args.publish), {k: session[k] for k in ("started", "wall_seconds", "gpu", "device", "torch",
+                                                                   "argv", "obs", "budget", "episodes", "eval_seed",
+                                                                   "last", "table", "paper")}
                       | {"commands": {r["name"]: r["command"] for r in runs}})
     print(f"\n{gpu or 'CPU'}; {args.episodes} episodes from seed {args.eval_seed}; the last {args.last} "
           f"checkpoints of each run\n")
-    print("| method | runs | max (mean ± sd) | avg (mean ± sd) | paper max / avg |")
-    print("|---|---:|---:|---:|---:|")
-    for method, row in table.items():
-        paper = PAPER.get(args.obs, {}).get(method)
+    print("| method | obs | runs | max (mean ± sd) | avg (mean ± sd) | paper max / avg |")
+    print("|---|---|---:|---:|---:|---:|")
+    for row in table.values():
+        paper = PAPER_PUSHT.get("pixels_agent_pos" if row["obs"] in IMAGE_OBS_TYPES else row["obs"], {}).get(
+            row["method"])
         cells = ([f"{row['max']:.3f} ± {row['max_sd']:.3f}", f"{row['mean']:.3f} ± {row['mean_sd']:.3f}"]
                  if row["runs"] else ["", ""])
-        print(f"| {method}{' (partial)' if row.get('partial') else ''} | {row['runs']} | " + " | ".join(cells)
+        print(f"| {row['method']}{' (velocity)' if row['control'] == 'velocity' else ''}"
+              f"{' (partial)' if row.get('partial') else ''} | {row['obs']} | {row['runs']} | "
+              + " | ".join(cells)
               + f" | {f'{paper[0]:.2f} / {paper[1]:.2f}' if paper else ''} |")
     print(f"\nwrote {gs.rel(results)}; session took {time.time() - t0:.0f} s")
     return 0

@@ -129,6 +129,16 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "episode_steps": (40, 300, 300),  # time limit of the scored episodes (the benchmark's 300)
         "fast_sampler_steps": (5, 10, 10),  # DDIM steps where the chapter needs many plans quickly
     },
+    # --- chapter 10: design choices and the comparison table ---
+    "10_design_choices": {
+        "recheck_episodes": (2, 10, 50),  # first test starts each shipped policy is re-scored on
+        "episode_steps": (30, 300, 300),  # time limit of those episodes (the benchmark's 300)
+        "fast_sampler_steps": (5, 10, 10),  # DDIM steps of the diffusion policies' quick re-scoring
+        "noise_trials": (20, 400, 2_000),  # noisy open-loop chunks per control mode (drift figure)
+        "control_steps": (30, 1_500, 50_000),  # training steps of each regression policy (position / velocity)
+        "control_episodes": (2, 10, 50),  # test starts those two policies are scored on
+        "live_latency": (2, 2, 2),  # the latency (control steps) of the live check beside the recorded sweep
+    },
 }
 
 

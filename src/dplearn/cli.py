@@ -5,6 +5,7 @@ Introduced in chapter 5 (``collect``) and chapter 6 (``train``, ``eval``); data-
 
     dplearn collect --episodes 200 --seed 1000000 --workers 4 --out data/pusht_demos.npz
     dplearn train --policy diffusion-cnn --obs keypoints --budget full --resume /tmp/dp.state
+    dplearn train --policy diffusion-cnn --obs keypoints --control velocity   # chapter 10's ablation
     torchrun --nproc-per-node 4 -m dplearn train --policy diffusion-cnn --obs keypoints --budget full
     dplearn eval --checkpoint checkpoints/diffusion-cnn-keypoints.pt --episodes 50 --seed 100000
 
@@ -134,6 +135,10 @@ def add_train(subparsers) -> None:
     p.add_argument("--shared-encoder", action="store_true",
                    help="image policies: one vision encoder for all cameras instead of one per camera "
                    "(default out: checkpoints/POLICY-OBS-shared.pt)")
+    p.add_argument("--control", choices=("position", "velocity"), default="position",
+                   help="what the actions are: position (default, the benchmark's target positions) or velocity "
+                   "(displacements from the pusher's position, robomimic's delta control: the paper's ablation; "
+                   "default out: checkpoints/POLICY-OBS-velocity.pt)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_train)
 
@@ -195,7 +200,8 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
         torch.backends.cudnn.allow_tf32 = True
     tier = args.budget or current_tier()
     shared = bool(getattr(args, "shared_encoder", False))
-    name = f"{args.policy}-{obs_type}{'-shared' if shared else ''}.pt"
+    velocity = getattr(args, "control", "position") == "velocity"
+    name = f"{args.policy}-{obs_type}{'-shared' if shared else ''}{'-velocity' if velocity else ''}.pt"
     # a policy trained on other demonstrations never replaces a shipped checkpoint by default: it goes
     # beside its demonstrations, named after them (my_demos.npz -> my_demos-diffusion-cnn-keypoints.pt)
     out = args.out or (os.path.join("checkpoints", name) if args.demos is None
@@ -217,6 +223,7 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
         + (["--steps", str(args.steps)] if args.steps else [])
         + (["--lr", repr(args.lr)] if args.lr else [])
         + (["--amp", args.amp] if args.amp else []) + (["--shared-encoder"] if shared else [])
+        + (["--control", "velocity"] if velocity else [])
         + (["--demos", args.demos] if args.demos else []) + ["--out", out]))
     amp = {"none": None}.get(args.amp, args.amp) if args.amp else "__recipe__"
     stop_requested = []
@@ -226,7 +233,8 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
         policy, result = train_pusht_policy(
             args.policy, tier=tier, steps=args.steps, seed=args.seed, device=device, demos=demos,
             progress=not args.no_progress, checkpoint_path=args.resume, config_overrides=overrides,
-            obs_type=obs_type, amp=amp, lr=args.lr, stop=lambda: bool(stop_requested))
+            obs_type=obs_type, amp=amp, lr=args.lr, stop=lambda: bool(stop_requested),
+            control="velocity" if velocity else "position")
     except ValueError as exc:
         raise SystemExit(f"dplearn train: {exc}") from None
     except KeyboardInterrupt as exc:
@@ -245,7 +253,8 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
         policy.meta["processes"] = dist_info.world_size
     dtype = {"float16": torch.float16, "bfloat16": torch.bfloat16}.get(recipe.save_dtype or "")
     path = policy.cpu().save(out, meta=policy.meta, dtype=dtype)
-    print(f"wrote {path}: {args.policy} policy on {obs_type}, {result.step} steps in "
+    print(f"wrote {path}: {args.policy} policy on {obs_type}{' (velocity control)' if velocity else ''}, "
+          f"{result.step} steps in "
           f"{policy.meta['train_seconds']:.0f} s on {policy.meta.get('gpu', policy.meta['device'])}, final loss "
           f"{policy.meta['final_loss']:.4f}; {os.path.getsize(path) / 1e6:.2f} MB")
     return 0
@@ -258,7 +267,8 @@ def add_eval(subparsers) -> None:
         help="score a policy on Push-T episodes from the benchmark's test starts",
         description="Run a saved policy on Push-T with the benchmark's protocol (episode i starts from "
         "reset(seed=SEED+i); score = mean of each episode's best reward, success = coverage above 95 %%; "
-        "300 steps) and print a one-line summary last.",
+        "300 steps) and print a one-line summary last. A policy trained with --control velocity acts in "
+        "velocity-control environments (its actions are displacements), read from its checkpoint.",
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--policy", help="a shipped policy by name (its checkpoints/NAME-OBS.pt)")
@@ -322,7 +332,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if hasattr(policy, "num_inference_steps"):
         sampler = f" sampler={policy.config.sampler}-{policy.num_inference_steps}"
     shown = os.path.relpath(path) if not os.path.relpath(path).startswith("..") else str(path)
-    print(f"policy={policy.name} obs={policy.obs_type} checkpoint={shown}{sampler} episodes={result.n_episodes} "
+    control = f" control={policy.control}" if getattr(policy, "control", "position") != "position" else ""
+    print(f"policy={policy.name} obs={policy.obs_type}{control} checkpoint={shown}{sampler} episodes={result.n_episodes} "
           f"seed={seed} workers={workers} seconds={seconds:.0f} score={result.score:.3f}±{sem:.3f} "
           f"success_rate={result.success_rate:.3f}")
     return 0

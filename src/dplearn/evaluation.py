@@ -14,6 +14,10 @@ The policies it runs speak the protocol of :mod:`dplearn.policy_protocol`: chunk
 on a batch of observation histories, or per-step callables, which :func:`evaluate` wraps in
 :class:`~dplearn.policy_protocol.PerStepPolicy`. The benchmark's numbers (0.95, 300, the test seeds)
 come from :mod:`dplearn.envs.benchmark`.
+
+What an action means follows the policy (chapter 10): a policy whose ``control`` is ``"velocity"``
+outputs displacements and is run in ``PushTEnv(control="velocity")``; every other one outputs target
+positions (the benchmark's ``"position"`` control).
 """
 
 from __future__ import annotations
@@ -34,12 +38,12 @@ from dplearn.envs.benchmark import (
     TEST_SEED,
 )
 from dplearn.envs.parallel import EnvWorkers, state_of
-from dplearn.envs.pusht import PushTEnv
+from dplearn.envs.pusht import CONTROLS, PushTEnv
 from dplearn.envs.render import render_state
 from dplearn.policy_protocol import PerStepPolicy, as_policy
 from dplearn.validate import choice, non_negative_int, positive_int
 
-__all__ = ["EpisodeResult", "EvalResult", "evaluate"]
+__all__ = ["EpisodeResult", "EvalResult", "evaluate", "policy_control"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -50,8 +54,9 @@ class EpisodeResult:
     """One evaluation episode.
 
     ``rewards``, ``coverages`` (steps,) and ``actions`` (steps, 2) have one entry per step taken
-    (the reset state is not scored); ``states`` (steps + 1, 5) start with the reset state;
-    ``frames`` (steps + 1, H, W, 3) uint8 when recorded, frame t marking action t with a red cross.
+    (the reset state is not scored); ``actions`` are what the policy output (displacements under
+    velocity control); ``states`` (steps + 1, 5) start with the reset state; ``frames``
+    (steps + 1, H, W, 3) uint8 when recorded, frame t marking the target of action t with a red cross.
     """
 
     seed: int
@@ -189,6 +194,17 @@ def _stack_raw(obs_list: list[Any]) -> Any:
     return np.stack(obs_list)
 
 
+def policy_control(policy: Any) -> str:
+    """What ``policy``'s actions are: its ``control`` attribute (every dplearn policy has one), else that of
+    the policy it wraps (``policy.policy``, e.g. a :class:`~dplearn.policy_protocol.RecedingHorizon`),
+    else ``"position"`` (per-step callables, the scripted expert, the baselines). Introduced in chapter 10."""
+    for candidate in (policy, getattr(policy, "policy", None)):
+        control = getattr(candidate, "control", None)
+        if isinstance(control, str):
+            return choice("policy.control", control, CONTROLS)
+    return "position"
+
+
 def evaluate(
     policy: Any,
     n_episodes: int = N_TEST_EPISODES,
@@ -203,6 +219,7 @@ def evaluate(
     make_env: Callable[..., Any] | None = None,
     start_states: Any = None,
     workers: Any = 1,
+    control: str | None = None,
 ) -> EvalResult:
     """Run ``policy`` on ``n_episodes`` Push-T episodes (episode i from seed ``seed + i``).
 
@@ -245,6 +262,12 @@ def evaluate(
         workers (it must be picklable); any other policy stays here and is called on the same
         batches as in the sequential loop. The per-episode results are the same either way, for
         the same seeds. ``make_env`` must be picklable (a class or module-level function).
+    control : str, optional
+        What the policy's actions are, ``"position"`` (target positions) or ``"velocity"``
+        (displacements from the pusher's position; chapter 10): the environments are built with
+        ``control=...``. By default the policy's own ``control`` (:func:`policy_control`), or
+        ``env_kwargs["control"]`` when given there. ``"position"`` is passed to ``make_env`` only when
+        asked for explicitly, so a custom ``make_env`` without a ``control`` argument still works.
 
     Returns
     -------
@@ -261,6 +284,15 @@ def evaluate(
     max_steps = positive_int("max_steps", max_steps)
     n_envs = positive_int("n_envs", min(n_episodes, 10) if n_envs is None else n_envs)
     n_record = n_episodes if record is True else int(record or 0)
+    kwargs = dict(env_kwargs or {})
+    if control is not None:
+        control = choice("control", control, CONTROLS)
+        if "control" in kwargs and kwargs["control"] != control:
+            raise ValueError(f"control={control!r} contradicts env_kwargs['control']={kwargs['control']!r}")
+        kwargs["control"] = control
+    elif "control" not in kwargs and policy_control(policy) != "position":
+        kwargs["control"] = policy_control(policy)
+    velocity = kwargs.get("control") == "velocity"
     if start_states is not None:
         start_states = np.asarray(start_states, dtype=np.float64)
         if start_states.shape != (n_episodes, 5) or not np.all(np.isfinite(start_states)):
@@ -286,7 +318,6 @@ def evaluate(
 
         generator = torch.Generator(device=getattr(policy, "device", "cpu"))
     t_o = int(policy.obs_horizon)
-    kwargs = dict(env_kwargs or {})
     make_env = PushTEnv if make_env is None else make_env
     if pool is not None:
         import pickle
@@ -300,7 +331,8 @@ def evaluate(
         pool = EnvWorkers(min(pool, n_episodes)) if own else pool
         try:
             return _evaluate_parallel(pool, policy, n_episodes, seed, obs_type, max_steps, n_envs, n_record,
-                                      record_size, progress, kwargs, make_env, start_states, generator, t_o, raw)
+                                      record_size, progress, kwargs, make_env, start_states, generator, t_o, raw,
+                                      velocity)
         finally:
             if own:
                 pool.close()
@@ -348,7 +380,7 @@ def evaluate(
                                states=np.array(states[b], dtype=np.float32),
                                actions=np.array(taken[b], dtype=np.float32).reshape(-1, 2))
             if first + b < n_record:
-                ep.frames = _recorded_frames(ep.states, record_size, ep.actions)
+                ep.frames = _recorded_frames(ep.states, record_size, _targets(ep, velocity))
             results.append(ep)
     bar.close()
     return EvalResult(results)
@@ -357,7 +389,7 @@ def evaluate(
 def _evaluate_parallel(pool: Any, policy: Any, n_episodes: int, seed: int, obs_type: str, max_steps: int,
                        n_envs: int, n_record: int, record_size: int, progress: bool, kwargs: dict[str, Any],
                        make_env: Callable[..., Any], start_states: Any, generator: Any, t_o: int,
-                       raw: bool) -> EvalResult:
+                       raw: bool, velocity: bool = False) -> EvalResult:
     """:func:`evaluate` with the environments in ``pool``'s worker processes: the same episodes, the
     same policy calls (or, for a per-step callable, the same episodes run whole in the workers)."""
     import pickle
@@ -419,10 +451,18 @@ def _evaluate_parallel(pool: Any, policy: Any, n_episodes: int, seed: int, obs_t
                                               states=np.array(states[b], dtype=np.float32),
                                               actions=np.array(taken[b], dtype=np.float32).reshape(-1, 2)))
     for i, ep in enumerate(episodes[:n_record]):
-        ep.frames = _recorded_frames(ep.states, record_size, ep.actions)
+        ep.frames = _recorded_frames(ep.states, record_size, _targets(ep, velocity))
         episodes[i] = ep
     bar.close()
     return EvalResult(episodes)
+
+
+def _targets(ep: EpisodeResult, velocity: bool) -> np.ndarray | None:
+    """The pusher's targets (steps, 2) of an episode: its actions, or under velocity control the
+    displacements added to the positions they were taken from (``states[t, :2] + actions[t]``)."""
+    if not velocity or ep.actions is None or ep.states is None:
+        return ep.actions
+    return ep.states[:len(ep.actions), :2] + ep.actions
 
 
 def _recorded_frames(states: np.ndarray, size: int = 192, actions: np.ndarray | None = None) -> np.ndarray:

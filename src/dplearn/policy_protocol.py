@@ -192,6 +192,7 @@ class RecedingHorizon:
                              f"T_o = {c.obs_horizon}), got latency={self.latency}, "
                              f"action_horizon={self.action_horizon}")
         self.obs_type = policy.obs_type
+        self.control = getattr(policy, "control", "position")  # what its actions are (chapter 10)
         self.obs_horizon = c.obs_horizon + self.latency
 
     @property

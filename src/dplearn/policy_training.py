@@ -9,6 +9,11 @@ Policies (layer 3) define a model, a loss and ``act``; this module (layer 4) dri
    EMA of the weights, gradient clipping, progress bar);
 4. return the policy to act with (the EMA copy when there is one).
 
+A policy whose config says ``control="velocity"`` (chapter 10's ablation) trains on the
+displacements of :func:`~dplearn.data.velocity_actions` instead of the target positions:
+:func:`train_pusht_policy` converts the demonstrations, so its normalisers are fitted on the
+displacements.
+
 :data:`PUSHT_RECIPES` holds the settings ``dplearn train --policy NAME --obs OBS`` uses on Push-T,
 one recipe per (policy, observation) with a size per budget tier; its ``full`` tier made the
 shipped checkpoints.
@@ -30,21 +35,26 @@ import torch
 
 from dplearn.data import (
     CAMERA_KEYS,
+    CONTROLS,
     OBS_CAMERAS,
     Demos,
     Normalizer,
     SequenceDataset,
     demo_frames,
+    demos_control,
     load_pusht_demos,
+    velocity_actions,
 )
 from dplearn.data.frames import RENDER_VERSION
 from dplearn.envs.benchmark import IMAGE_OBS_TYPES
 from dplearn.policies import Policy, make_policy
 from dplearn.seeding import seed_everything
 from dplearn.training import TrainConfig, TrainResult, train
+from dplearn.validate import choice
 
 __all__ = ["PolicyRecipe", "PUSHT_RECIPES", "recipe_for", "windows_as_tensors", "fit_normalizers", "fit_policy",
-           "demos_fingerprint", "train_pusht_policy", "recipe_train_config", "ImageWindows", "image_windows"]
+           "demos_fingerprint", "train_pusht_policy", "recipe_train_config", "ImageWindows", "image_windows",
+           "demos_for_control"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +338,7 @@ def fit_policy(policy: Policy, data: Any, config: TrainConfig,
     obs_norm, act_norm = fit_normalizers(obs, action) if normalizers is None else normalizers
     policy.set_normalizers(obs_norm, act_norm)
     normalized = (obs_norm.normalize(obs).float(), act_norm.normalize(action).float())
-    identity = {"policy": policy.name, "config": policy.config.to_dict(),
+    identity = {"policy": policy.name, "config": _identity_config(policy),
                 "windows_sha256": _tensors_fingerprint(obs, action)}
     result = train(policy, _normalized_loss, normalized, config, identity=identity, stop=stop,
                    eval_every=eval_every, eval_fn=eval_fn)
@@ -439,13 +449,23 @@ def _fit_image_policy(policy: Policy, dataset: SequenceDataset, config: TrainCon
     data = (windows.obs_frames, pos, act_norm.normalize(windows.action).float())
     if select_device(config.device).type == "cuda":  # the layout cuDNN's convolutions are fastest in
         policy.to(memory_format=torch.channels_last)
-    identity = {"policy": policy.name, "config": policy.config.to_dict(), "frames": windows.frames_id,
+    identity = {"policy": policy.name, "config": _identity_config(policy), "frames": windows.frames_id,
                 "windows_sha256": _tensors_fingerprint(windows.obs_frames, windows.agent_pos, windows.action)}
     result = train(policy, _ImageLoss(windows.frames, uses_agent_pos), data, config, identity=identity, stop=stop)
     trained = result.eval_model
     trained.meta = {"train_steps": int(result.step), "final_loss": float(np.mean(result.losses[-100:])),
                     "n_windows": int(windows.action.shape[0]), "train_seconds": round(float(result.total_seconds), 1)}
     return trained.eval(), result
+
+
+def _identity_config(policy: Policy) -> dict[str, Any]:
+    """The policy's config as it names a training run in a training state: ``control`` is left out
+    when it is ``"position"``, so that states saved before chapter 10 added it still resume (a
+    velocity run differs anyway, in its config and in its windows' fingerprint)."""
+    config = policy.config.to_dict()
+    if config.get("control") == "position":
+        del config["control"]
+    return config
 
 
 def _tensors_fingerprint(*tensors: torch.Tensor) -> str:
@@ -482,13 +502,32 @@ def recipe_train_config(recipe: PolicyRecipe, tier: str, steps: int | None = Non
                        **fields)
 
 
+def demos_for_control(demos: Demos, control: str) -> Demos:
+    """``demos`` with the actions a policy of ``control`` learns: unchanged when they already are
+    of that kind (``meta["control"]``, ``"position"`` when absent), converted by
+    :func:`~dplearn.data.velocity_actions` for ``"velocity"``; velocity data for a position policy
+    is refused with a ``ValueError``.
+
+    Introduced in chapter 10.
+    """
+    control = choice("control", control, CONTROLS)
+    have = demos_control(demos)
+    if have == control:
+        return demos
+    if control == "velocity":
+        return velocity_actions(demos)
+    raise ValueError("the demonstrations hold velocity actions (meta['control'] == 'velocity') but the policy's "
+                     "control is 'position': train it on target positions, or with control='velocity'")
+
+
 def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, seed: int = 0,
                        device: str = "auto", demos: Demos | None = None, progress: bool = True,
                        checkpoint_path: str | os.PathLike | None = None,
                        config_overrides: Mapping[str, Any] | None = None,
                        obs_type: str | None = None, amp: str | None = "__recipe__", lr: float | None = None,
                        stop: Callable[[], bool] | None = None, eval_every: int = 0,
-                       eval_fn: Callable[[int, Policy], Any] | None = None) -> tuple[Policy, TrainResult]:
+                       eval_fn: Callable[[int, Policy], Any] | None = None,
+                       control: str | None = None) -> tuple[Policy, TrainResult]:
     """Train policy ``name`` on the shipped Push-T demonstrations with its recipe for ``obs_type``.
 
     ``tier`` picks the recipe's size and number of steps (``steps`` overrides the steps); ``amp``
@@ -497,18 +536,28 @@ def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, 
     ``checkpoint_path`` is the training state to save to and resume from (every tenth of the run,
     at most every 1000 steps; not the policy file: save that with ``policy.save``); ``eval_fn(step,
     policy)`` is called every ``eval_every`` steps with the EMA policy (see :func:`fit_policy`).
+    ``control`` (chapter 10): ``"position"`` (the recipes' and the default) trains on the target
+    positions, ``"velocity"`` on the displacements of :func:`~dplearn.data.velocity_actions`
+    (see :func:`demos_for_control`); it is stored in the policy's config, so an evaluation of the
+    saved policy uses the matching environment. ``None`` keeps ``config_overrides``' ``control``, if any.
 
-    Introduced in chapter 6.
+    Introduced in chapter 6 (``control``: chapter 10).
     """
     obs_type, recipe = recipe_for(name, obs_type)
+    if control is not None:
+        control = choice("control", control, CONTROLS)
     if tier not in recipe.steps:
         raise ValueError(f"tier must be one of {sorted(recipe.steps)}, got {tier!r}")
     demos = load_pusht_demos() if demos is None else demos
     config = recipe.policy_config(tier)
     config.update(config_overrides or {})
+    if control is not None:
+        config["control"] = control
     seed_everything(seed)  # the initial weights too: one seed names the whole run
     policy = make_policy(name, config)
     c = policy.config
+    source = demos  # its fingerprint names the file; the conversion is recorded as meta["control"]
+    demos = demos_for_control(demos, c.control)
     dataset = SequenceDataset(demos, c.obs_horizon, c.pred_horizon, c.action_horizon, obs_type=c.obs_type)
     train_config = recipe_train_config(recipe, tier, steps, seed, device, progress, checkpoint_path)
     if amp != "__recipe__":
@@ -518,9 +567,9 @@ def train_pusht_policy(name: str, tier: str = "full", steps: int | None = None, 
     start = time.perf_counter()
     trained, result = fit_policy(policy, dataset, train_config, stop=stop, eval_every=eval_every, eval_fn=eval_fn)
     dev = next(trained.parameters()).device
-    trained.meta.update({"task": f"pusht-{obs_type}", "tier": tier, "seed": int(seed),
+    trained.meta.update({"task": f"pusht-{obs_type}", "control": c.control, "tier": tier, "seed": int(seed),
                          "batch_size": train_config.batch_size, "lr": train_config.lr,
-                         "n_episodes": int(demos.n_episodes), "demos_sha256": demos_fingerprint(demos),
+                         "n_episodes": int(demos.n_episodes), "demos_sha256": demos_fingerprint(source),
                          "device": str(dev), "amp": str(result.config.get("amp")),
                          "wall_seconds": round(time.perf_counter() - start, 1)})
     if dev.type == "cuda":

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from dplearn.atomic import atomic_write
+from dplearn.data.results import shipped_data_path
 from dplearn.validate import integer
 
 FORMAT_VERSION = 1
@@ -270,18 +271,10 @@ def load_demos(path: str | os.PathLike) -> Demos:
 
 def shipped_demos_path() -> Path:
     """Where the shipped ``pusht_demos.npz`` lives: inside the installed package, else the repo's ``data/``."""
-    package_dir = Path(__file__).resolve().parent.parent  # .../dplearn
-    candidates = [
-        package_dir / "_shipped" / "data" / SHIPPED_NAME,
-        package_dir.parent.parent / "data" / SHIPPED_NAME,  # src/dplearn -> repo root
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"the shipped demonstrations {SHIPPED_NAME} were not found (looked in the installed "
-        "package's _shipped/data and the repository's data/); make them with `dplearn collect`"
-    )
+    try:
+        return shipped_data_path(SHIPPED_NAME)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{exc}; make them with `dplearn collect`") from None
 
 
 def load_pusht_demos(path: str | os.PathLike | None = None) -> Demos:

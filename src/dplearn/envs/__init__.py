@@ -9,6 +9,7 @@ Introduced in chapter 5. Importing this package registers ``dplearn/PushT-v0`` w
     import gymnasium as gym
     import dplearn.envs
     env = gym.make("dplearn/PushT-v0", obs_type="state")
+    env = gym.make("dplearn/PushT-v0", control="velocity")  # actions are displacements (chapter 10)
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ from dplearn.envs.geometry import (
     t_keypoints_batch,
     t_polygons,
 )
-from dplearn.envs.pusht import PushTEnv
+from dplearn.envs.pusht import CONTROLS, PushTEnv
 from dplearn.envs.render import CAMERAS, render_cameras, render_state, render_states, render_wrist
 
 __all__ = [
     "PushTEnv",
+    "CONTROLS",
     "coverage",
     "GOAL_POSE",
     "IMAGE_OBS_TYPES",

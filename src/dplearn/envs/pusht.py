@@ -14,6 +14,9 @@ gymnasium and pymunk 7. The numbers are the benchmark's:
 - the agent is a kinematic disc of radius 15; an action is a target position ``a`` in
   [0, 512]², tracked by the PD law, each physics step,
   ``v ← v + (k_p (a − p) + k_v (0 − v)) dt`` with ``k_p = 100``, ``k_v = 20``;
+- with ``control="velocity"`` (chapter 10) an action is a displacement ``d`` instead and the target
+  of the step is ``a = p_t + d``, ``p_t`` the pusher's position at the start of the step (see
+  :class:`PushTEnv`);
 - the block is one body of mass 1 made of two boxes (see :mod:`dplearn.envs.geometry`) with
   moment of inertia ``2 × moment_for_poly(1, bar)`` = 3000 and centre of gravity (0, 45);
 - coverage = area(block ∩ goal) / area(goal) for the goal pose (256, 256, π/4);
@@ -98,10 +101,14 @@ __all__ = [
     "K_V",
     "SUCCESS_THRESHOLD",
     "START_DISTRIBUTIONS",
+    "CONTROLS",
     "benchmark_start",
 ]
 
 START_DISTRIBUTIONS = ("benchmark", "uniform")
+#: What an action means: ``"position"`` a target position (the benchmark's), ``"velocity"`` a
+#: displacement from the pusher's current position (robomimic's delta control). Chapter 10.
+CONTROLS: tuple[str, ...] = ("position", "velocity")
 RESET_OPTIONS = ("reset_to_state",)
 
 WALLS: tuple[tuple[tuple[float, float], tuple[float, float]], ...] = (
@@ -131,7 +138,7 @@ class PushTEnv(gym.Env):
             ``"pixels_agent_pos"`` (dict) or ``"two-cameras"`` (dict: top and wrist images and the
             pusher's position); see the module docstring.
         render_mode: ``None`` or ``"rgb_array"``; :meth:`render` then returns a
-            ``(render_size, render_size, 3)`` uint8 image with the last action marked by a cross.
+            ``(render_size, render_size, 3)`` uint8 image with the last target marked by a cross.
         render_size: side of the image returned by :meth:`render`, in pixels.
         obs_size: side of the image observations, in pixels (96 in the benchmark), both cameras.
         start: how :meth:`reset` draws a start when no state is given. ``"benchmark"``
@@ -142,8 +149,22 @@ class PushTEnv(gym.Env):
             gym-pusht 0.1.8, whose seeds are therefore *not* the paper's test starts (gym-pusht
             also sets the block's position before its angle, so its block then turns about the
             centre of gravity; ours sets the angle first, as Diffusion Policy does).
+        control: what an action means (chapter 10, the paper's "position vs velocity control"
+            ablation). ``"position"`` (default, the benchmark's): ``a_t`` is the target position
+            ``(x, y)`` of the PD law. ``"velocity"``: ``a_t = d_t`` is a displacement in pixels and the
+            step's target is
 
-    ``step(action)`` takes a target position ``(x, y)``, shape (2,), and returns
+            .. math:: \\text{target}_t = p_t + d_t,
+
+            with ``p_t`` the pusher's position at the start of the step (the one the observation
+            reported): robomimic's delta control, the command re-applied from wherever the pusher is
+            at every step, so a tracking error carries over to the next step instead of being
+            corrected by an absolute target. A position run with targets ``a_t`` is replayed by a
+            velocity run with ``d_t = a_t − p_t``. Physics, reward and observations are the same in
+            both modes; :attr:`action_space` is [0, 512]² for positions and [−512, 512]² for
+            displacements.
+
+    ``step(action)`` takes an action ``(x, y)``, shape (2,) (a target or a displacement), and returns
     ``(obs, reward, terminated, truncated, info)`` with ``info`` keys ``coverage``,
     ``is_success``, ``block_pose`` (x, y, θ), ``goal_pose`` and ``n_contacts`` (contact points per
     physics step, rounded up). ``reset(options={"reset_to_state": [ax, ay, bx, by, θ]})`` starts
@@ -160,8 +181,10 @@ class PushTEnv(gym.Env):
         render_size: int = 96,
         obs_size: int = 96,
         start: str = "benchmark",
+        control: str = "position",
     ):
         super().__init__()
+        self.control = validate.choice("control", control, CONTROLS)
         if start not in START_DISTRIBUTIONS:
             raise ValueError(f"start must be one of {list(START_DISTRIBUTIONS)}, got {start!r}")
         self.start = start
@@ -180,7 +203,8 @@ class PushTEnv(gym.Env):
         self.success_threshold = SUCCESS_THRESHOLD
 
         ws = WORKSPACE_SIZE
-        self.action_space = spaces.Box(low=0.0, high=ws, shape=(2,), dtype=np.float64)
+        low = 0.0 if control == "position" else -ws  # a target in the workspace, or a displacement
+        self.action_space = spaces.Box(low=low, high=ws, shape=(2,), dtype=np.float64)
         agent_box = spaces.Box(low=0.0, high=ws, shape=(2,), dtype=np.float64)
         image_box = spaces.Box(low=0, high=255, shape=(obs_size, obs_size, 3), dtype=np.uint8)
         if obs_type == "state":
@@ -326,6 +350,9 @@ class PushTEnv(gym.Env):
     def step(self, action):
         """Move the pusher towards the target ``action`` = (x, y) for one control step (10 physics steps).
 
+        With ``control="velocity"`` the target is ``p + action``, ``p`` the pusher's position now
+        (at the start of the step); everything below holds for that target.
+
         ``action`` is any array-like of 2 finite numbers; NaN, ±inf or another shape raise
         ``ValueError`` naming the action. A target outside the workspace [0, 512]² is accepted and
         not clipped, as the benchmark does (its scores assume it): the pusher is a kinematic body,
@@ -336,7 +363,10 @@ class PushTEnv(gym.Env):
         """
         if self._space is None:
             raise RuntimeError("call reset() before step()")
-        tx, ty = self._check_action(action)
+        tx, ty = self._check_action(action, self.control)
+        if self.control == "velocity":  # displacement from where the pusher is: target = p + d
+            px, py = self._agent.position
+            tx, ty = px + tx, py + ty
         self._last_action = np.array([tx, ty])
         self._n_contact_points = 0
         self._physics_steps(tx, ty)
@@ -368,15 +398,16 @@ class PushTEnv(gym.Env):
 
     # ------------------------------------------------------------------------ observations --
     @staticmethod
-    def _check_action(action) -> tuple[float, float]:
+    def _check_action(action, control: str = "position") -> tuple[float, float]:
+        what = "target position" if control == "position" else "displacement"
         try:
             a = np.asarray(action, dtype=np.float64)
         except (TypeError, ValueError) as exc:
             raise ValueError(
-                f"action must be a target position (x, y) of 2 numbers, got {action!r}"
+                f"action must be a {what} (x, y) of 2 numbers, got {action!r}"
             ) from exc
         if a.shape != (2,):
-            raise ValueError(f"action must have shape (2,) (target x, y), got shape {a.shape}")
+            raise ValueError(f"action must have shape (2,) ({what.split()[0]} x, y), got shape {a.shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"action must be finite, got {a.tolist()}")
         return float(a[0]), float(a[1])

@@ -16,7 +16,8 @@ Every policy
 
 - is built from a config dataclass (:class:`PolicyConfig` or a subclass); bad values raise
   ``ValueError`` naming the field; the config names the observation type the policy reads
-  (``obs_type``), so a saved policy can be evaluated with nothing else;
+  (``obs_type``) and what its actions mean (``control``: target positions or, chapter 10,
+  displacements), so a saved policy can be evaluated with nothing else;
 - works in normalised units: observations and actions are mapped to [−1, 1] by
   :class:`~dplearn.data.normalizer.Normalizer` s that are submodules of the policy (so
   ``policy.to(device)`` moves them). An observation is one tensor ``(B, T_o, obs_dim)`` or a dict
@@ -51,9 +52,10 @@ from dplearn import seeding, validate
 from dplearn.atomic import CheckpointError, describe_contents, torch_load, torch_save_atomic
 from dplearn.data.normalizer import Normalizer
 from dplearn.envs.benchmark import OBS_TYPES
+from dplearn.envs.pusht import CONTROLS
 
 __all__ = ["PolicyConfig", "MLPPolicyConfig", "Policy", "POLICIES", "register_policy", "split_batch",
-           "CHECKPOINT_FORMAT", "OBS_TYPES"]
+           "CHECKPOINT_FORMAT", "OBS_TYPES", "CONTROLS"]
 
 CHECKPOINT_FORMAT = "dplearn-policy/2"
 _FORMAT_V1 = "dplearn-policy/1"
@@ -94,9 +96,15 @@ class PolicyConfig:
     pred_horizon     :math:`T_p`, how many actions it predicts (>= obs_horizon − 1 + action_horizon)
     action_horizon   :math:`T_a`, how many of them are executed before it is asked again (>= 1)
     obs_type         the observation the policy reads (one of :data:`OBS_TYPES`; ``"state"``)
+    control          what its actions are (one of :data:`CONTROLS`): ``"position"`` (default),
+                     target positions of the pusher, the benchmark's; ``"velocity"``
+                     (chapter 10), displacements ``a_t − p_t`` from the pusher's position,
+                     trained on :func:`dplearn.data.velocity_actions` and evaluated in a
+                     ``PushTEnv(control="velocity")``. Checkpoints saved before it existed
+                     load as ``"position"``.
     ===============  ==========================================================================
 
-    Introduced in chapter 6.
+    Introduced in chapter 6 (``control``: chapter 10).
     """
 
     obs_dim: int = 5
@@ -105,11 +113,13 @@ class PolicyConfig:
     pred_horizon: int = 2
     action_horizon: int = 1
     obs_type: str = "state"
+    control: str = "position"
 
     def __post_init__(self) -> None:
         for name in ("obs_dim", "action_dim", "obs_horizon", "pred_horizon", "action_horizon"):
             _check_int(self, name, 1)
         _check_choice(self, "obs_type", OBS_TYPES)
+        _check_choice(self, "control", CONTROLS)
         if self.obs_horizon - 1 + self.action_horizon > self.pred_horizon:
             raise ValueError(
                 f"{type(self).__name__}: pred_horizon must be >= obs_horizon - 1 + action_horizon = "
@@ -311,6 +321,12 @@ class Policy(nn.Module):
     def obs_type(self) -> str:
         """The observation the policy reads (``config.obs_type``), for the evaluation loop."""
         return self.config.obs_type
+
+    @property
+    def control(self) -> str:
+        """What the policy's actions are (``config.control``): ``"position"`` targets or ``"velocity"``
+        displacements; the evaluation loop builds its environments with it. Introduced in chapter 10."""
+        return self.config.control
 
     def _check_obs(self, obs: Any, what: str = "obs") -> int:
         """Check the shape of an observation batch; returns its batch size B."""

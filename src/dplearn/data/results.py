@@ -1,0 +1,58 @@
+"""Recorded results that ship with dplearn: small JSON files under ``data/`` that chapters plot.
+
+Introduced in chapter 10.
+
+Some numbers take a GPU or an hour of CPU to make — the execution-time ablations of the shipped
+policy, the comparison of every method over training seeds. Scripts in ``benchmarks/`` write them
+once, with the command, machine and time that made them, into a small JSON file beside the shipped
+demonstrations; a chapter reads the file instead of typing a number:
+
+==================  ==========================================================================
+``ablations``       ``benchmarks/ablations.py``: score of the shipped ``diffusion-cnn`` against
+                    the action horizon, a latency and the sampler, on the paper's 50 test starts
+``comparison``      ``benchmarks/comparison.py``: per method, the paper's max / avg statistic
+                    over training seeds (:func:`dplearn.envs.benchmark.summarize_seeds`)
+==================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["shipped_data_path", "load_results"]
+
+
+def shipped_data_path(file: str) -> Path:
+    """Where the shipped data file ``file`` (e.g. ``"pusht_demos.npz"``) lives: inside the installed
+    package (``dplearn/_shipped/data``), else the repository's ``data/``.
+
+    Raises ``FileNotFoundError`` naming both places when it is in neither.
+    """
+    if not isinstance(file, str) or not file or "/" in file or "\\" in file:
+        raise ValueError(f"file must be the name of a file in data/ (no folders), got {file!r}")
+    package_dir = Path(__file__).resolve().parent.parent  # .../dplearn
+    candidates = [package_dir / "_shipped" / "data" / file,
+                  package_dir.parent.parent / "data" / file]  # src/dplearn -> repo root
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(f"the shipped data file {file} was not found (looked in the installed package's "
+                            "_shipped/data and the repository's data/)")
+
+
+def load_results(name: str) -> dict[str, Any]:
+    """The recorded results ``data/NAME.json`` (see the module's table) as a dict.
+
+    A missing file raises ``FileNotFoundError``; a file that is not a JSON object raises
+    ``ValueError`` naming it.
+    """
+    path = shipped_data_path(f"{name}.json" if isinstance(name, str) else name)
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path.name} is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path.name} must hold a JSON object, got {type(data).__name__}")
+    return data

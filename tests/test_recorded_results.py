@@ -1,0 +1,73 @@
+"""The paper's statistic (summarize_seeds) and the recorded result files the chapters read."""
+
+from __future__ import annotations
+
+import statistics
+
+import numpy as np
+import pytest
+
+from dplearn.data.results import load_results, shipped_data_path
+from dplearn.envs.benchmark import PAPER_PUSHT, summarize_seeds
+
+
+def test_summarize_seeds_equals_the_statistics_module():
+    rng = np.random.default_rng(0)
+    for n_seeds in (2, 3, 5):
+        scores = [list(rng.uniform(0, 1, size=rng.integers(1, 7))) for _ in range(n_seeds)]
+        best = [max(s) for s in scores]
+        mean = [statistics.fmean(s) for s in scores]
+        got = summarize_seeds(scores)
+        assert got.n_seeds == n_seeds
+        assert got.max == pytest.approx(statistics.fmean(best), abs=1e-12)
+        assert got.max_sd == pytest.approx(statistics.stdev(best), abs=1e-12)
+        assert got.avg == pytest.approx(statistics.fmean(mean), abs=1e-12)
+        assert got.avg_sd == pytest.approx(statistics.stdev(mean), abs=1e-12)
+
+
+def test_summarize_seeds_one_seed_has_no_spread():
+    got = summarize_seeds([[0.2, 0.9, 0.4]])
+    assert (got.max, got.max_sd, got.avg, got.avg_sd) == pytest.approx((0.9, 0.0, 0.5, 0.0))
+
+
+@pytest.mark.parametrize("bad", [[], [[]], [[0.5, float("nan")]], "0.5", [[[0.1]]], None])
+def test_summarize_seeds_refuses_bad_input(bad):
+    with pytest.raises(ValueError, match="scores"):
+        summarize_seeds(bad)
+
+
+def test_paper_table_is_max_above_avg_on_both_observations():
+    for obs, rows in PAPER_PUSHT.items():
+        assert rows, obs
+        for method, (best, avg) in rows.items():
+            assert 0 < avg <= best <= 1, (obs, method)
+
+
+def test_missing_and_malformed_results(tmp_path, monkeypatch):
+    with pytest.raises(FileNotFoundError, match="no_such_results.json"):
+        load_results("no_such_results")
+    with pytest.raises(ValueError, match="file"):
+        shipped_data_path("../etc/passwd")
+
+
+def test_recorded_comparison_rows_follow_from_their_runs():
+    comparison = load_results("comparison")
+    assert comparison["episodes"] >= 1 and comparison["table"]
+    for key, row in comparison["table"].items():
+        runs = row["per_run"]
+        assert row["runs"] == len(runs) >= 1, key
+        assert row["max"] == pytest.approx(statistics.fmean([r["max"] for r in runs]), abs=1e-3), key
+        assert row["mean"] == pytest.approx(statistics.fmean([r["mean"] for r in runs]), abs=1e-3), key
+        for r in runs:  # every run says how it was made
+            assert r["command"].startswith("dplearn train --policy " + row["method"]), key
+            assert r["steps"] >= 1 and r["trained_on"], key
+            assert 0 <= r["mean"] <= r["max"] <= 1, key
+
+
+def test_recorded_ablations_hold_the_three_sweeps():
+    ablations = load_results("ablations")
+    sweeps = ablations["sweeps"]
+    assert {"action-horizon", "latency", "samplers"} <= set(sweeps)
+    assert ablations["episodes"] >= 1 and ablations["command"].startswith("python benchmarks/ablations.py")
+    for rows in sweeps.values():
+        assert all(0 <= r["score"] <= 1 and 0 <= r["success_rate"] <= 1 for r in rows)
