@@ -11,7 +11,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "dplearn"
 
 LAYERS = {
-    "budget": 0, "seeding": 0, "viz": 0, "atomic": 0, "compute": 0, "distributed": 0, "validate": 0,
+    "budget": 0, "seeding": 0, "viz": 0, "atomic": 0, "shipped": 0, "compute": 0, "distributed": 0, "validate": 0,
     "divergence": 1, "diffusion": 1, "envs": 1, "densities": 1, "sample_quality": 1,
     "nets": 2, "data": 2, "experts": 2, "objectives": 2,
     "policies": 3,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,3 +72,30 @@ def test_recorded_ablations_hold_the_three_sweeps():
     assert ablations["episodes"] >= 1 and ablations["command"].startswith("python benchmarks/ablations.py")
     for rows in sweeps.values():
         assert all(0 <= r["score"] <= 1 and 0 <= r["success_rate"] <= 1 for r in rows)
+
+
+def test_shipped_path_prefers_the_installed_copy_then_the_repository(tmp_path, monkeypatch):
+    import dplearn.shipped as shipped
+
+    repo = Path(__file__).resolve().parent.parent
+    # a checkout: the repository's own folders
+    assert shipped.shipped_path("data", "pusht_demos.npz").samefile(repo / "data" / "pusht_demos.npz")
+    assert shipped.shipped_path("checkpoints", "regression-state.pt").samefile(
+        repo / "checkpoints" / "regression-state.pt")
+    # an installed package: a fake package directory with _shipped/ wins over the repository
+    package = tmp_path / "site" / "dplearn"
+    (package / "_shipped" / "data").mkdir(parents=True)
+    (package / "_shipped" / "data" / "x.json").write_text("{}")
+    monkeypatch.setattr(shipped, "__file__", str(package / "shipped.py"))
+    assert shipped.shipped_path("data", "x.json") == package / "_shipped" / "data" / "x.json"
+    with pytest.raises(FileNotFoundError, match=r"y\.json.*_shipped/data.*data/"):
+        shipped.shipped_path("data", "y.json")
+
+
+@pytest.mark.parametrize("folder, file, match", [("notebooks", "a.json", "folder"), ("data", "", "file"),
+                                                 ("data", "sub/a.json", "file"), ("data", "..", "file")])
+def test_shipped_path_refuses_other_places(folder, file, match):
+    from dplearn.shipped import shipped_path
+
+    with pytest.raises(ValueError, match=match):
+        shipped_path(folder, file)

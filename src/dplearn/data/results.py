@@ -21,25 +21,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dplearn.shipped import shipped_path
+
 __all__ = ["shipped_data_path", "load_results"]
 
 
 def shipped_data_path(file: str) -> Path:
     """Where the shipped data file ``file`` (e.g. ``"pusht_demos.npz"``) lives: inside the installed
-    package (``dplearn/_shipped/data``), else the repository's ``data/``.
+    package (``dplearn/_shipped/data``), else the repository's ``data/``
+    (:func:`dplearn.shipped.shipped_path`).
 
     Raises ``FileNotFoundError`` naming both places when it is in neither.
     """
-    if not isinstance(file, str) or not file or "/" in file or "\\" in file:
-        raise ValueError(f"file must be the name of a file in data/ (no folders), got {file!r}")
-    package_dir = Path(__file__).resolve().parent.parent  # .../dplearn
-    candidates = [package_dir / "_shipped" / "data" / file,
-                  package_dir.parent.parent / "data" / file]  # src/dplearn -> repo root
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(f"the shipped data file {file} was not found (looked in the installed package's "
-                            "_shipped/data and the repository's data/)")
+    return shipped_path("data", file)
 
 
 def load_results(name: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from dplearn.policies import (  # noqa: F401
     regression,
 )
 from dplearn.policies.base import POLICIES, Policy, PolicyConfig, policy_class, register_policy
+from dplearn.shipped import shipped_path
 
 __all__ = ["POLICIES", "register_policy", "policy_class", "make_config", "make_policy", "load_policy",
            "shipped_checkpoint_path", "load_shipped_policy"]
@@ -77,16 +78,12 @@ def shipped_checkpoint_path(name: str, obs_type: str = "state") -> Path:
     """
     policy_class(name)
     file = f"{name}-{obs_type}.pt"
-    package_dir = Path(__file__).resolve().parent.parent  # .../dplearn
-    candidates = [package_dir / "_shipped" / "checkpoints" / file,
-                  package_dir.parent.parent / "checkpoints" / file]  # src/dplearn -> repo root
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"the shipped checkpoint {file} was not found (looked in the installed package's "
-        f"_shipped/checkpoints and the repository's checkpoints/); make it with "
-        f"`dplearn train --policy {name} --obs {obs_type} --budget full --out checkpoints/{file}`")
+    try:
+        return shipped_path("checkpoints", file)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(
+            f"{exc}; make it with "
+            f"`dplearn train --policy {name} --obs {obs_type} --budget full --out checkpoints/{file}`") from None
 
 
 def load_shipped_policy(name: str, obs_type: str = "state", map_location: Any = "cpu") -> Policy:
