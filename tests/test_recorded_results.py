@@ -51,8 +51,9 @@ def test_missing_and_malformed_results(tmp_path, monkeypatch):
         shipped_data_path("../etc/passwd")
 
 
-def test_recorded_comparison_rows_follow_from_their_runs():
-    comparison = load_results("comparison")
+@pytest.mark.parametrize("name", ["comparison", "vision"])
+def test_recorded_comparison_rows_follow_from_their_runs(name):
+    comparison = load_results(name)
     assert comparison["episodes"] >= 1 and comparison["table"]
     for key, row in comparison["table"].items():
         runs = row["per_run"]

@@ -129,6 +129,16 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "episode_steps": (40, 300, 300),  # time limit of the scored episodes (the benchmark's 300)
         "fast_sampler_steps": (5, 10, 10),  # DDIM steps where the chapter needs many plans quickly
     },
+    # --- chapter 9: the visuomotor policy ---
+    "09_visuomotor_policy": {
+        "timing_repeats": (5, 50, 200),  # renders / physics steps timed per camera (median)
+        "loss_batch": (4, 16, 64),  # windows of the condition and loss checked by hand against the library
+        "train_steps": (10, 150, 30_000),  # optimiser steps of the chapter's own image policy (tier's recipe)
+        "score_episodes": (2, 10, 50),  # first test starts every policy of the comparison is scored on
+        "episode_steps": (30, 300, 300),  # time limit of those episodes (the benchmark's 300)
+        "fast_sampler_steps": (5, 10, 10),  # DDIM steps of the policies' scoring and animation
+        "anim_steps": (16, 120, 300),  # control steps of the animation from the policy's cameras
+    },
     # --- chapter 10: design choices and the comparison table ---
     "10_design_choices": {
         "recheck_episodes": (2, 10, 50),  # first test starts each shipped policy is re-scored on

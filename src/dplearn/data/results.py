@@ -12,6 +12,9 @@ demonstrations; a chapter reads the file instead of typing a number:
                     the action horizon, a latency and the sampler, on the paper's 50 test starts
 ``comparison``      ``benchmarks/comparison.py``: per method, the paper's max / avg statistic
                     over training seeds (:func:`dplearn.envs.benchmark.summarize_seeds`)
+``vision``          ``benchmarks/comparison.py --checkpoints``: the shipped ``diffusion-cnn``
+                    policies on keypoints, pixels and two cameras, on the same 50 test starts
+                    (chapter 9)
 ==================  ==========================================================================
 """
 
