@@ -105,5 +105,17 @@ def test_group_norm_names_the_mistakes():
     assert "BatchNorm" in ch09.check_group_norm(_group_norm(stats="batch")).message
     assert "LayerNorm" in ch09.check_group_norm(_group_norm(stats="layer")).message
     assert "unbiased" in ch09.check_group_norm(_group_norm(ddof=1)).message
-    leaky = ch09.check_group_norm(lambda x, g: torch.nn.functional.group_norm(x, g) + 1e-3 * x[1:].mean())
-    assert not leaky
+    assert "changes" in ch09.check_group_norm(_batch_dependent_group_norm()).message
+
+
+def _batch_dependent_group_norm():
+    """Right for the first batch of each shape, then image 0 leans on the batch's other images."""
+    seen = set()
+
+    def fn(x, groups):
+        out = torch.nn.functional.group_norm(x, groups, eps=1e-5)
+        if x.shape in seen:
+            out[0] = out[0] + 1e-2 * x[1:].mean()
+        seen.add(x.shape)
+        return out
+    return fn
