@@ -100,3 +100,50 @@ def test_shipped_path_refuses_other_places(folder, file, match):
 
     with pytest.raises(ValueError, match=match):
         shipped_path(folder, file)
+
+
+@pytest.mark.parametrize("name", ["comparison", "vision"])
+def test_each_shipped_checkpoint_finds_its_own_recorded_run(name):
+    """The rows were recorded from the shipped files: each one's metadata, read straight from the
+    file, finds the run whose command made it, and a retrained file (same command, other time or
+    steps) finds none."""
+    import torch
+
+    from dplearn.data.results import recorded_run
+    from dplearn.shipped import shipped_path
+
+    results = load_results(name)
+    found = 0
+    for key, row in results["table"].items():
+        if row.get("control", "position") != "position":
+            continue
+        try:
+            path = shipped_path("checkpoints", f"{key}.pt")
+        except FileNotFoundError:
+            continue
+        meta = torch.load(path, map_location="cpu", weights_only=True)["meta"]
+        run = recorded_run(results, key, meta)
+        assert run is not None, key
+        assert run["command"] == meta["command"] and run["steps"] == meta["train_steps"], key
+        found += 1
+        assert recorded_run(results, key, {**meta, "train_seconds": meta["train_seconds"] + 1.0}) is None
+        assert recorded_run(results, key, {**meta, "train_steps": meta["train_steps"] + 1}) is None
+        assert recorded_run(results, key, {**meta, "command": meta["command"] + " --lr 1e-3"}) is None
+        assert recorded_run(results, "no-such-row", meta) is None
+    assert found >= 3
+
+
+def test_recorded_run_picks_the_matching_seed_and_refuses_bad_input():
+    from dplearn.data.results import recorded_run
+
+    runs = [{"command": f"dplearn train --seed {s}", "steps": 100, "wall_seconds": 10.0 + s, "max": s / 10,
+             "mean": s / 20, "success_rate": 0.0} for s in range(3)]
+    results = {"table": {"m-keypoints": {"per_run": runs}}}
+    meta = {"command": "dplearn train --seed 2", "train_steps": 100, "train_seconds": 12.04}
+    assert recorded_run(results, "m-keypoints", meta)["max"] == pytest.approx(0.2)
+    assert recorded_run(results, "m-keypoints", {**meta, "train_seconds": 12.2}) is None
+    assert recorded_run(results, "m-keypoints", {k: v for k, v in meta.items() if k != "train_seconds"}) is None
+    with pytest.raises(ValueError, match="results"):
+        recorded_run({"rows": {}}, "m-keypoints", meta)
+    with pytest.raises(ValueError, match="meta"):
+        recorded_run(results, "m-keypoints", None)

@@ -110,7 +110,8 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
         "negatives_max_log2": (5, 9, 10),  # negative-sampling sweep: N = 8, 32, ... <= 2**negatives_max_log2
         "sweep_steps": (200, 1_200, 5_000),  # training steps of each energy in the sweep
         "sweep_rollouts": (30, 100, 500),  # toy episodes per energy in the sweep
-        "pusht_episodes": (3, 50, 50),  # Push-T evaluation episodes per shipped policy
+        "pusht_episodes": (3, 50, 50),  # Push-T episodes of a shipped policy without its own recorded run
+        "ibc_live_episodes": (2, 10, 50),  # first test starts the shipped IBC pushes on live
         "fig_rollouts": (6, 24, 24),  # rollouts per policy from the multimodal state (closing figure)
         "fig_steps": (12, 16, 16),  # control steps of each of those rollouts
     },

@@ -11,7 +11,8 @@ Introduced in chapter 5.
   :func:`~dplearn.data.toy.make_toy_demos`, scripted demonstrations of chapter 6's toy task;
 - :mod:`dplearn.data.frames`: :func:`demo_frames`, every demonstration frame rendered once per camera
   and cached on disk (chapter 9);
-- :mod:`dplearn.data.results`: :func:`load_results`, the recorded results (JSON) that chapters plot;
+- :mod:`dplearn.data.results`: :func:`load_results`, the recorded results (JSON) that chapters plot,
+  and :func:`recorded_run`, a shipped checkpoint's own recorded score;
 - :mod:`dplearn.data.control`: :func:`velocity_actions`, the demonstrations with displacements
   instead of target positions (the velocity-control ablation of chapter 10).
 """
@@ -20,7 +21,7 @@ from dplearn.data.control import CONTROLS, demos_control, velocity_actions
 from dplearn.data.demos import Demos, load_demos, load_pusht_demos, save_demos
 from dplearn.data.frames import CAMERA_KEYS, OBS_CAMERAS, demo_frames
 from dplearn.data.normalizer import Normalizer
-from dplearn.data.results import load_results, shipped_data_path
+from dplearn.data.results import load_results, recorded_run, shipped_data_path
 from dplearn.data.sequence import (
     SequenceDataset,
     observation_to_model,
@@ -44,6 +45,7 @@ __all__ = [
     "load_pusht_demos",
     "load_results",
     "observation_to_model",
+    "recorded_run",
     "save_demos",
     "shipped_data_path",
     "split_episodes",

@@ -21,12 +21,16 @@ demonstrations; a chapter reads the file instead of typing a number:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from dplearn.shipped import shipped_path
 
-__all__ = ["shipped_data_path", "load_results"]
+__all__ = ["shipped_data_path", "load_results", "recorded_run"]
+
+#: recorded training times are rounded to 0.1 s
+_SECONDS_TOLERANCE = 0.051
 
 
 def shipped_data_path(file: str) -> Path:
@@ -53,3 +57,33 @@ def load_results(name: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path.name} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def recorded_run(results: Mapping[str, Any], row: str, meta: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The recorded run of the checkpoint whose metadata is ``meta``, or ``None``.
+
+    ``results`` is a comparison file (:func:`load_results`: ``"comparison"`` or ``"vision"``) and
+    ``row`` a key of its ``table`` (``"<method>-<obs>"``). A run is the checkpoint's when it has the
+    same command, the same number of training steps and the same training time (to the recorded
+    0.1 s). Rerunning a command makes a new file with another training time, so a retrained checkpoint
+    never borrows the score recorded for its predecessor: the caller scores it instead.
+
+    The run is a dict with at least ``max``, ``mean`` and ``success_rate`` (over the file's
+    ``episodes`` test starts) and ``command``, ``steps``, ``wall_seconds``, ``trained_on``.
+    """
+    if not isinstance(results, Mapping) or not isinstance(results.get("table"), Mapping):
+        raise ValueError("results must be a recorded comparison (a dict with a 'table'), "
+                         f"got {type(results).__name__}")
+    if not isinstance(meta, Mapping):
+        raise ValueError(f"meta must be a checkpoint's metadata dict, got {type(meta).__name__}")
+    entry = results["table"].get(row)
+    if entry is None:
+        return None
+    seconds = meta.get("train_seconds")
+    for run in entry.get("per_run", []):
+        recorded = run.get("wall_seconds")
+        if (run.get("command") == meta.get("command") and run.get("steps") == meta.get("train_steps")
+                and seconds is not None and recorded is not None
+                and abs(float(recorded) - float(seconds)) <= _SECONDS_TOLERANCE):
+            return dict(run)
+    return None
