@@ -235,6 +235,28 @@ def test_shipped_part_ii_checkpoints_saw_the_shipped_demonstrations(name):
         f"{name}-state.pt was trained on other demonstrations; retrain it with: {policy.meta['command']}")
 
 
+@pytest.mark.parametrize("name", ["regression", "categorical", "mixture"])
+def test_shipped_explicit_keypoint_checkpoints_are_their_full_recipe_on_the_shipped_demonstrations(name):
+    """Chapter 10's fair baselines: the full recipe on keypoints, trained on the demonstrations that ship
+    now, with normalisers spanning those demonstrations' keypoints and actions."""
+    path = shipped_checkpoint_path(name, "keypoints")
+    assert path.stat().st_size < 25e6
+    policy = load_policy(path)
+    _, recipe = recipe_for(name, "keypoints")
+    assert policy.config.obs_type == "keypoints" and policy.meta["tier"] == "full"
+    assert {k: policy.config.to_dict()[k] for k in recipe.policy_config("full")} == {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.policy_config("full").items()}
+    assert policy.meta["command"].startswith(f"dplearn train --policy {name} --obs keypoints --budget full")
+    assert policy.meta["train_steps"] == recipe.steps["full"]
+    demos = load_pusht_demos()
+    assert policy.meta["demos_sha256"] == demos_fingerprint(demos)
+    kp = SequenceDataset(demos, 1, 1, 1, obs_type="keypoints").vector_obs()
+    assert np.allclose(policy.obs_normalizer.data_min.numpy(), kp.min(0), atol=1e-3)
+    assert np.allclose(policy.obs_normalizer.data_max.numpy(), kp.max(0), atol=1e-3)
+    assert np.allclose(policy.action_normalizer.data_min.numpy(), demos.action.min(0), atol=1e-4)
+    assert np.allclose(policy.action_normalizer.data_max.numpy(), demos.action.max(0), atol=1e-4)
+
+
 def test_shipped_diffusion_policy_is_a_small_run_of_its_recipe_on_the_shipped_demonstrations():
     path = shipped_checkpoint_path("diffusion-cnn", "keypoints")
     assert path.stat().st_size < 25e6
