@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dplearn.data.results import load_results, shipped_data_path
+from dplearn.data.results import load_results, recorded_run, shipped_data_path
 from dplearn.envs.benchmark import PAPER_PUSHT, summarize_seeds
 
 
@@ -109,7 +109,6 @@ def test_each_shipped_checkpoint_finds_its_own_recorded_run(name):
     steps) finds none."""
     import torch
 
-    from dplearn.data.results import recorded_run
     from dplearn.shipped import shipped_path
 
     results = load_results(name)
@@ -134,8 +133,6 @@ def test_each_shipped_checkpoint_finds_its_own_recorded_run(name):
 
 
 def test_recorded_run_picks_the_matching_seed_and_refuses_bad_input():
-    from dplearn.data.results import recorded_run
-
     runs = [{"command": f"dplearn train --seed {s}", "steps": 100, "wall_seconds": 10.0 + s, "max": s / 10,
              "mean": s / 20, "success_rate": 0.0} for s in range(3)]
     results = {"table": {"m-keypoints": {"per_run": runs}}}
