@@ -37,7 +37,7 @@ from dplearn.envs.benchmark import (
     SUCCESS_THRESHOLD,
     TEST_SEED,
 )
-from dplearn.envs.parallel import EnvWorkers, state_of
+from dplearn.envs.parallel import EnvWorkers, LocalEnvs
 from dplearn.envs.pusht import CONTROLS, PushTEnv
 from dplearn.envs.render import render_state
 from dplearn.policy_protocol import PerStepPolicy, as_policy
@@ -275,7 +275,6 @@ def evaluate(
 
     Introduced in chapter 5.
     """
-    from tqdm.auto import tqdm
 
     n_episodes = positive_int("n_episodes", n_episodes)
     seed = non_negative_int("seed", seed)
@@ -299,7 +298,7 @@ def evaluate(
             raise ValueError(f"start_states must be a finite array of shape (n_episodes={n_episodes}, 5), "
                              f"got shape {start_states.shape}")
 
-    pool = None
+    pool: Any = None
     if not (isinstance(workers, (int, np.integer)) and not isinstance(workers, bool) and workers == 1):
         if isinstance(workers, EnvWorkers):
             if workers.closed:
@@ -317,9 +316,11 @@ def evaluate(
         import torch
 
         generator = torch.Generator(device=getattr(policy, "device", "cpu"))
-    t_o = int(policy.obs_horizon)
     make_env = PushTEnv if make_env is None else make_env
-    if pool is not None:
+    own = not isinstance(pool, EnvWorkers)
+    if pool is None:
+        pool = LocalEnvs()
+    else:
         import pickle
 
         try:
@@ -327,71 +328,23 @@ def evaluate(
         except Exception as exc:
             raise ValueError("with workers, make_env and env_kwargs must be picklable (a class or a module-level "
                              f"function, not a lambda): {type(exc).__name__}: {exc}") from None
-        own = not isinstance(pool, EnvWorkers)
         pool = EnvWorkers(min(pool, n_episodes)) if own else pool
-        try:
-            return _evaluate_parallel(pool, policy, n_episodes, seed, obs_type, max_steps, n_envs, n_record,
-                                      record_size, progress, kwargs, make_env, start_states, generator, t_o, raw,
-                                      velocity)
-        finally:
-            if own:
-                pool.close()
-    envs = [make_env(obs_type=obs_type, **kwargs) for _ in range(min(n_envs, n_episodes))]
-
-    results: list[EpisodeResult] = []
-    bar = tqdm(total=n_episodes, desc="evaluate", disable=not progress)
-    for first in range(0, n_episodes, n_envs):
-        seeds = [seed + i for i in range(first, min(first + n_envs, n_episodes))]
-        batch = envs[: len(seeds)]
-        histories, rewards, coverages, states, taken = [], [], [], [], []
-        for env, s in zip(batch, seeds, strict=True):
-            options = None if start_states is None else {"reset_to_state": start_states[s - seed]}
-            obs, _ = env.reset(seed=s, options=options)
-            histories.append(deque([obs] * t_o, maxlen=t_o))
-            rewards.append([])
-            coverages.append([])
-            states.append([state_of(env, obs, obs_type)])
-            taken.append([])
-        if hasattr(policy, "reset"):
-            policy.reset(seeds)
-        active = np.ones(len(seeds), dtype=bool)
-        subsets = bool(getattr(policy, "batch_independent", False))
-        if generator is not None and first == 0:
-            generator.manual_seed(int(seed))
-        while active.any():
-            asked = np.flatnonzero(active) if subsets else np.arange(len(seeds))
-            actions = _ask(policy, [histories[b] for b in asked], obs_type, raw, generator)
-            for row, b in enumerate(asked):
-                if not active[b]:
-                    continue
-                for action in actions[row]:
-                    obs, reward, terminated, truncated, info = batch[b].step(action)
-                    taken[b].append(action)
-                    histories[b].append(obs)
-                    rewards[b].append(float(reward))
-                    coverages[b].append(float(info["coverage"]))
-                    states[b].append(state_of(batch[b], obs, obs_type))
-                    if terminated or truncated or len(rewards[b]) >= max_steps:
-                        active[b] = False
-                        bar.update(1)
-                        break
-        for b, s in enumerate(seeds):
-            ep = EpisodeResult(s, np.array(rewards[b]), np.array(coverages[b]),
-                               states=np.array(states[b], dtype=np.float32),
-                               actions=np.array(taken[b], dtype=np.float32).reshape(-1, 2))
-            if first + b < n_record:
-                ep.frames = _recorded_frames(ep.states, record_size, _targets(ep, velocity))
-            results.append(ep)
-    bar.close()
-    return EvalResult(results)
+    try:
+        return _rollouts(pool, policy, n_episodes, seed, obs_type, max_steps, n_envs, n_record, record_size,
+                         progress, kwargs, make_env, start_states, generator, raw, velocity)
+    finally:
+        if own and isinstance(pool, EnvWorkers):
+            pool.close()
 
 
-def _evaluate_parallel(pool: Any, policy: Any, n_episodes: int, seed: int, obs_type: str, max_steps: int,
-                       n_envs: int, n_record: int, record_size: int, progress: bool, kwargs: dict[str, Any],
-                       make_env: Callable[..., Any], start_states: Any, generator: Any, t_o: int,
-                       raw: bool, velocity: bool = False) -> EvalResult:
-    """:func:`evaluate` with the environments in ``pool``'s worker processes: the same episodes, the
-    same policy calls (or, for a per-step callable, the same episodes run whole in the workers)."""
+def _rollouts(pool: EnvWorkers | LocalEnvs, policy: Any, n_episodes: int, seed: int, obs_type: str,
+              max_steps: int, n_envs: int, n_record: int, record_size: int, progress: bool,
+              kwargs: dict[str, Any], make_env: Callable[..., Any], start_states: Any, generator: Any,
+              raw: bool, velocity: bool) -> EvalResult:
+    """:func:`evaluate`'s episodes, batches of ``n_envs`` at a time, with the environments in ``pool``:
+    this process's (:class:`~dplearn.envs.parallel.LocalEnvs`) or worker processes'
+    (:class:`~dplearn.envs.parallel.EnvWorkers`). The policy is asked here, on the same batches either
+    way; only a picklable per-step callable given worker processes runs whole episodes in them."""
     import pickle
 
     from tqdm.auto import tqdm
@@ -401,7 +354,8 @@ def _evaluate_parallel(pool: Any, policy: Any, n_episodes: int, seed: int, obs_t
 
     bar = tqdm(total=n_episodes, desc="evaluate", disable=not progress)
     episodes: list[EpisodeResult] = []
-    whole = isinstance(policy, PerStepPolicy)
+    t_o = int(policy.obs_horizon)
+    whole = isinstance(policy, PerStepPolicy) and isinstance(pool, EnvWorkers)
     if whole:
         try:
             pickle.dumps(policy.fn)

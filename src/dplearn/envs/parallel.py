@@ -33,7 +33,7 @@ import numpy as np
 
 from dplearn import validate
 
-__all__ = ["EnvWorkers", "state_of", "default_workers"]
+__all__ = ["EnvWorkers", "LocalEnvs", "state_of", "default_workers"]
 
 
 def state_of(env: Any, obs: Any, obs_type: str) -> np.ndarray:
@@ -65,8 +65,8 @@ def _reset(env: Any, seed: int, start_state: Any) -> Any:
 
 
 def _run_chunk(env: Any, actions: np.ndarray, remaining: int, obs_type: str, keep: int) -> tuple:
-    """Execute ``actions`` (n, 2) until the episode ends or ``remaining`` steps are taken; the same
-    per-step rule as the sequential loop of :func:`dplearn.evaluation.evaluate`."""
+    """Execute ``actions`` (n, 2) until the episode ends (terminated or truncated) or ``remaining`` steps
+    are taken."""
     observations, rewards, coverages, states = [], [], [], []
     done = False
     for action in actions:
@@ -100,11 +100,52 @@ def _run_episode(env: Any, fn: Callable[[Any], Any], stateful: bool, seed: int, 
             return rewards, coverages, states, actions
 
 
+class LocalEnvs:
+    """Environments in this process, with :class:`EnvWorkers`' ``configure``/``reset``/``step`` calls.
+
+    :func:`dplearn.evaluation.evaluate` steps these when ``workers=1``, and each worker process of an
+    :class:`EnvWorkers` pool answers its requests with one, so both paths run the same code.
+    """
+
+    n = 1
+
+    def __init__(self) -> None:
+        self.envs: list[Any] = []
+        self._spec: tuple | None = None
+
+    def configure(self, make_env: Callable[..., Any], obs_type: str, env_kwargs: dict[str, Any],
+                  n_envs: int) -> None:
+        """Make sure ``n_envs`` environments exist, built by ``make_env(obs_type=..., **env_kwargs)``."""
+        spec = (make_env, obs_type, dict(env_kwargs))
+        if spec != self._spec:
+            self.envs, self._spec = [], spec
+        self.envs += [make_env(obs_type=obs_type, **env_kwargs) for _ in range(int(n_envs) - len(self.envs))]
+
+    @property
+    def obs_type(self) -> str:
+        if self._spec is None:
+            raise RuntimeError("LocalEnvs: call configure() before reset() or step()")
+        return self._spec[1]
+
+    def reset(self, requests: Sequence[tuple[int, int, Any]]) -> list[tuple[Any, np.ndarray]]:
+        """``[(slot, seed, start_state or None)]`` → ``[(first observation, state (5,))]``, in order."""
+        firsts = []
+        for slot, seed, start in requests:
+            obs = _reset(self.envs[slot], seed, start)
+            firsts.append((obs, state_of(self.envs[slot], obs, self.obs_type)))
+        return firsts
+
+    def step(self, requests: Sequence[tuple[int, np.ndarray, int]], keep: int) -> list[tuple]:
+        """``[(slot, actions (n, 2), steps left)]`` → per request ``(last <= keep observations, rewards,
+        coverages, states, steps taken, done)``, in order."""
+        return [_run_chunk(self.envs[slot], actions, remaining, self.obs_type, keep)
+                for slot, actions, remaining in requests]
+
+
 def _serve(conn: Any) -> None:
     """The worker's loop: one command in, one reply out, until ``close``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; it closes the pool
-    envs: list[Any] = []
-    spec: tuple | None = None
+    local = LocalEnvs()
     while True:
         try:
             command, *args = conn.recv()
@@ -115,26 +156,15 @@ def _serve(conn: Any) -> None:
             return
         try:
             if command == "envs":
-                make_env, obs_type, env_kwargs, n = args
-                if spec != (make_env, obs_type, env_kwargs) or len(envs) < n:
-                    if spec != (make_env, obs_type, env_kwargs):
-                        envs = []
-                    envs += [make_env(obs_type=obs_type, **env_kwargs) for _ in range(n - len(envs))]
-                    spec = (make_env, obs_type, env_kwargs)
-                reply: Any = len(envs)
+                local.configure(*args)
+                reply: Any = len(local.envs)
             elif command == "reset":
-                (requests,) = args
-                reply = []
-                for slot, seed, start in requests:
-                    obs = _reset(envs[slot], seed, start)
-                    reply.append((obs, state_of(envs[slot], obs, spec[1])))
+                reply = local.reset(*args)
             elif command == "step":
-                requests, keep = args
-                reply = [_run_chunk(envs[slot], actions, remaining, spec[1], keep)
-                         for slot, actions, remaining in requests]
+                reply = local.step(*args)
             elif command == "episodes":
                 fn, stateful, max_steps, requests = args
-                reply = [(index, _run_episode(envs[0], fn, stateful, seed, start, spec[1], max_steps))
+                reply = [(index, _run_episode(local.envs[0], fn, stateful, seed, start, local.obs_type, max_steps))
                          for index, seed, start in requests]
             else:
                 raise ValueError(f"unknown command {command!r}")
