@@ -338,13 +338,39 @@ def parse_summary(log: Path) -> dict | None:
     return {"score": float(score), "sem": float(sem), "success_rate": float(success), "seconds": int(seconds)}
 
 
+def add_session_arguments(parser: argparse.ArgumentParser, *, minutes: float, eval_seconds: float, runs_dir: Path,
+                          extras: tuple[str, ...] = ("amp", "samplers", "max-procs", "threads")) -> None:
+    """The options every GPU-session script takes (``--budget --steps --device --minutes --eval-seconds
+    --episodes --eval-seed --runs-dir``) with this script's defaults, and those of ``extras`` it uses."""
+    parser.add_argument("--budget", default="full", help="recipe tier: quick, book or full (default full)")
+    parser.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: the recipe's)")
+    parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
+    if "amp" in extras:
+        parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default=None,
+                            help="mixed precision of the training runs (default: the recipe's)")
+    parser.add_argument("--minutes", type=float, default=minutes,
+                        help=f"wall-clock limit of the whole session (default {minutes:g})")
+    parser.add_argument("--eval-seconds", type=float, default=eval_seconds,
+                        help=f"kept for evaluation at the end (default {eval_seconds:g}; at most 40%% of the session)")
+    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes (default 50)")
+    parser.add_argument("--eval-seed", type=int, default=100_000, help="first evaluation seed (default 100000)")
+    if "samplers" in extras:
+        parser.add_argument("--samplers", nargs="+", default=["ddpm-100", "ddim-10"],
+                            help="samplers to evaluate with (default ddpm-100 ddim-10)")
+    if "max-procs" in extras:
+        parser.add_argument("--max-procs", type=int, default=None,
+                            help="processes at a time, training and evaluation (default: all at once)")
+    if "threads" in extras:
+        parser.add_argument("--threads", type=int, default=None,
+                            help="DPLEARN_THREADS of each process (default: the CPU cores shared among them)")
+    parser.add_argument("--runs-dir", default=str(runs_dir), help="states, checkpoints, logs, results")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--policy", default="diffusion-cnn")
     parser.add_argument("--obs", default="keypoints")
-    parser.add_argument("--budget", default="full", help="recipe tier: quick, book or full (default full)")
-    parser.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: the recipe's)")
     parser.add_argument("--runs", type=int, default=3, help="runs side by side (default 3)")
     parser.add_argument("--sweep", choices=("auto", "seed", "lr"), default="auto",
                         help="what differs between runs: seeds, or learning rates (needs `dplearn train --lr`); "
@@ -353,21 +379,7 @@ def main() -> int:
                         help="training seeds (default 0, 1, ...; with --sweep lr, every run uses the first)")
     parser.add_argument("--lrs", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3],
                         help="learning rates of --sweep lr (default 1e-4 3e-4 1e-3)")
-    parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
-    parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default=None,
-                        help="mixed precision of the training runs (default: the recipe's)")
-    parser.add_argument("--minutes", type=float, default=8.0, help="wall-clock limit of the whole session (default 8)")
-    parser.add_argument("--eval-seconds", type=float, default=90.0,
-                        help="kept for evaluation at the end (default 90; at most 40%% of the session)")
-    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes (default 50)")
-    parser.add_argument("--eval-seed", type=int, default=100_000, help="first evaluation seed (default 100000)")
-    parser.add_argument("--samplers", nargs="+", default=["ddpm-100", "ddim-10"],
-                        help="samplers to evaluate with (default ddpm-100 ddim-10)")
-    parser.add_argument("--max-procs", type=int, default=None,
-                        help="processes at a time, training and evaluation (default: all at once)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="DPLEARN_THREADS of each process (default: the CPU cores shared among them)")
-    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="states, checkpoints, logs, results")
+    add_session_arguments(parser, minutes=8.0, eval_seconds=90.0, runs_dir=ROOT / "runs")
     parser.add_argument("--shipped", default=None,
                         help="the checkpoint to compare with and --install-best into (default "
                         "checkpoints/POLICY-OBS.pt)")

@@ -103,24 +103,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--obs", nargs="+", default=["pixels", "two-cameras"], help="observation types to train")
-    parser.add_argument("--budget", default="full", help="recipe tier: quick, book or full (default full)")
-    parser.add_argument("--steps", type=int, default=None, help="optimiser steps per run (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=0, help="training seed of every run (default 0)")
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's)")
     parser.add_argument("--shared-encoder", action="store_true", help="one encoder for both cameras")
-    parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
-    parser.add_argument("--amp", choices=("auto", "bf16", "fp16", "none"), default=None,
-                        help="mixed precision of the training runs (default: the recipe's, bf16 on this GPU)")
-    parser.add_argument("--minutes", type=float, default=11.0, help="wall-clock limit of the whole session")
-    parser.add_argument("--eval-seconds", type=float, default=120.0,
-                        help="kept for evaluation at the end (default 120; at most 40%% of the session)")
-    parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes (default 50)")
-    parser.add_argument("--eval-seed", type=int, default=100_000, help="first evaluation seed (default 100000)")
-    parser.add_argument("--samplers", nargs="+", default=["ddpm-100", "ddim-10"],
-                        help="samplers to evaluate with (default ddpm-100 ddim-10)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="DPLEARN_THREADS of each process (default: the CPU cores shared among them)")
-    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="states, checkpoints, logs, results")
+    gs.add_session_arguments(parser, minutes=11.0, eval_seconds=120.0, runs_dir=ROOT / "runs",
+                             extras=("amp", "samplers", "threads"))
     parser.add_argument("--cache-dir", default=None, help="rendered-frame cache (default: dplearn's)")
     parser.add_argument("--out-dir", default=None, help="also copy results, checkpoints and logs here")
     parser.add_argument("--install", action="store_true",
