@@ -59,8 +59,9 @@ METHODS = ("regression", "categorical", "mixture", "lstm-gmm", "ibc", "diffusion
 
 
 def summarise(runs: list[dict], last: int) -> dict[str, dict]:
-    """Per (method, observation): each run's max and mean over its scored checkpoints, then the mean ± sd
-    over seeds (:func:`dplearn.envs.benchmark.summarize_seeds`, the paper's statistic)."""
+    """Per (method, observation): each run's max and mean over its scored checkpoints (with ``max_sem``, the
+    standard error over episodes of the best checkpoint's score), then the mean ± sd over seeds
+    (:func:`dplearn.envs.benchmark.summarize_seeds`, the paper's statistic)."""
     from dplearn.envs.benchmark import summarize_seeds
 
     table: dict[str, dict] = {}
@@ -69,12 +70,14 @@ def summarise(runs: list[dict], last: int) -> dict[str, dict]:
         row = {"method": group[0]["method"], "obs": group[0]["obs"], "control": group[0].get("control", "position")}
         per_run, scores = [], []
         for r in group:
-            s = [c["score"] for c in r["checkpoints"] if c.get("score") is not None]
-            if s:
+            scored = [c for c in r["checkpoints"] if c.get("score") is not None]
+            if scored:
+                s = [c["score"] for c in scored]
+                best = max(scored, key=lambda c: c["score"])
                 scores.append(s)
                 per_run.append({"seed": r["seed"], "max": max(s), "mean": sum(s) / len(s), "checkpoints": len(s),
-                                "success_rate": sum(c["success_rate"] for c in r["checkpoints"]
-                                                    if c.get("score") is not None) / len(s),
+                                "max_sem": best.get("sem"),
+                                "success_rate": sum(c["success_rate"] for c in scored) / len(s),
                                 "partial": r["partial"], "steps": r.get("steps_done"),
                                 "wall_seconds": r.get("wall_seconds"), "trained_on": r.get("trained_on"),
                                 "command": r.get("command")})
@@ -119,17 +122,9 @@ def main() -> int:
     p.add_argument("--control", default="position", choices=("position", "velocity"),
                    help="train on target positions (the benchmark's) or on displacements (default position)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
-    p.add_argument("--budget", default="full", help="recipe tier: quick, book or full (default full)")
-    p.add_argument("--steps", type=int, default=None, help="optimiser steps of every run (default: each recipe's)")
     p.add_argument("--last", type=int, default=5, help="last checkpoints scored per run (default 5)")
-    p.add_argument("--device", default=None, help="cuda (default when available) or cpu")
-    p.add_argument("--minutes", type=float, default=9.0, help="wall-clock limit of the whole session (default 9)")
-    p.add_argument("--eval-seconds", type=float, default=150.0,
-                   help="kept for evaluation at the end (default 150; at most 40%% of the session)")
-    p.add_argument("--episodes", type=int, default=50, help="evaluation episodes (default 50)")
-    p.add_argument("--eval-seed", type=int, default=100_000, help="first evaluation seed (default 100000)")
-    p.add_argument("--max-procs", type=int, default=None, help="processes at a time (default: all at once)")
-    p.add_argument("--runs-dir", default=str(ROOT / "runs" / "comparison"), help="states, checkpoints, logs")
+    gs.add_session_arguments(p, minutes=9.0, eval_seconds=150.0, runs_dir=ROOT / "runs" / "comparison",
+                             extras=("max-procs",))
     p.add_argument("--publish", default=None, help="also write the per-method table to this JSON file")
     p.add_argument("--checkpoints", nargs="+", default=None, metavar="FILE",
                    help="score these policy checkpoints instead of training (each is one run of one seed "

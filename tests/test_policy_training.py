@@ -235,8 +235,8 @@ def test_shipped_part_ii_checkpoints_saw_the_shipped_demonstrations(name):
         f"{name}-state.pt was trained on other demonstrations; retrain it with: {policy.meta['command']}")
 
 
-@pytest.mark.parametrize("name", ["regression", "categorical", "mixture"])
-def test_shipped_explicit_keypoint_checkpoints_are_their_full_recipe_on_the_shipped_demonstrations(name):
+@pytest.mark.parametrize("name", ["regression", "categorical", "mixture", "lstm-gmm"])
+def test_shipped_part_ii_keypoint_checkpoints_are_their_full_recipe_on_the_shipped_demonstrations(name):
     """Chapter 10's fair baselines: the full recipe on keypoints, trained on the demonstrations that ship
     now, with normalisers spanning those demonstrations' keypoints and actions."""
     path = shipped_checkpoint_path(name, "keypoints")

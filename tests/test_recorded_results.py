@@ -144,3 +144,39 @@ def test_recorded_run_picks_the_matching_seed_and_refuses_bad_input():
         recorded_run({"rows": {}}, "m-keypoints", meta)
     with pytest.raises(ValueError, match="meta"):
         recorded_run(results, "m-keypoints", None)
+
+
+def test_comparison_summary_keeps_the_standard_error_of_each_runs_best_checkpoint():
+    """benchmarks/comparison.py's per-run record: ``max_sem`` is the standard error of the checkpoint
+    that gives the run's max, not of another one; the table's statistic is the paper's."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "comparison.py"
+    spec = importlib.util.spec_from_file_location("comparison_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    checkpoints = [[(0.5, 0.07), (0.8, 0.03), (0.6, 0.05)], [(0.9, 0.02), (None, None), (0.4, 0.06)]]
+    runs = [{"key": "m-keypoints", "method": "m", "obs": "keypoints", "seed": seed, "partial": False,
+             "checkpoints": [{"score": s, "sem": e, "success_rate": 0.5} if s is not None else {"score": None}
+                             for s, e in cks]}
+            for seed, cks in enumerate(checkpoints)]
+    row = module.summarise(runs, last=3)["m-keypoints"]
+    assert [r["max_sem"] for r in row["per_run"]] == [0.03, 0.02]
+    best = [0.8, 0.9]
+    means = [statistics.fmean([0.5, 0.8, 0.6]), statistics.fmean([0.9, 0.4])]
+    assert row["max"] == pytest.approx(statistics.fmean(best), abs=1e-4)
+    assert row["mean_sd"] == pytest.approx(statistics.stdev(means), abs=1e-4)
+    assert row["partial"]  # the second run has 2 scored checkpoints of the 3 asked
+
+
+def test_recorded_standard_errors_are_possible_for_scores_in_the_unit_interval():
+    """A score is a mean of per-episode rewards in [0, 1]; their sample standard deviation is at most
+    0.5 * sqrt(n / (n - 1)), so the standard error of n episodes at most 0.5 / sqrt(n - 1)."""
+    comparison = load_results("comparison")
+    n = comparison["episodes"]
+    bound = 0.5 / (n - 1) ** 0.5
+    runs = [r for row in comparison["table"].values() for r in row["per_run"]]
+    assert all("max_sem" in r for r in runs)
+    for r in runs:
+        # a score s of rewards in [0, 1] also bounds the spread: variance <= s (1 - s)
+        assert 0 <= r["max_sem"] <= min(bound, (r["max"] * (1 - r["max"]) * n / (n - 1)) ** 0.5 / n ** 0.5) + 1e-3
