@@ -10,6 +10,7 @@ import torch
 
 from dplearn.cli import main
 from dplearn.data import Normalizer, SequenceDataset, load_pusht_demos, save_demos, window_indices
+from dplearn.envs import PushTEnv
 from dplearn.evaluation import evaluate
 from dplearn.policies import load_policy, make_policy, shipped_checkpoint_path
 from dplearn.policy_training import (
@@ -111,6 +112,32 @@ def test_train_and_eval_commands(tmp_path, demos, capsys):
         main(["train", "--policy", "mixture", "--obs", "pixels", "--out", str(tmp_path / "x.pt")])
     with pytest.raises(SystemExit, match="no such file|not a file"):
         main(["eval", "--checkpoint", str(tmp_path / "absent.pt")])
+
+
+def test_obs_horizon_option_trains_a_policy_that_reads_that_many_observations(tmp_path, demos):
+    """chapter 10's T_o ablation: --obs-horizon replaces the recipe's T_o, is recorded in the command
+    and the file name, and the saved policy reads exactly that many observations."""
+    small = tmp_path / "small.npz"
+    save_demos(small, demos.subset(range(4)))
+    assert main(["train", "--policy", "diffusion-cnn", "--obs", "keypoints", "--budget", "quick", "--steps", "2",
+                 "--demos", str(small), "--obs-horizon", "1", "--no-progress", "--device", "cpu"]) == 0
+    policy = load_policy(tmp_path / "small-diffusion-cnn-keypoints-obs1.pt")
+    recipe = PUSHT_RECIPES[("diffusion-cnn", "keypoints")].config
+    assert recipe["obs_horizon"] != 1 and policy.config.obs_horizon == 1
+    assert (policy.config.pred_horizon, policy.config.action_horizon) == (recipe["pred_horizon"],
+                                                                          recipe["action_horizon"])
+    assert " --obs-horizon 1 " in policy.meta["command"]
+    # one observation in, T_a actions out: the first T_a rows of the chunk (row T_o - 1 = 0 is "now")
+    obs = PushTEnv(obs_type="keypoints").reset(seed=100_000)[0][None].astype(np.float32)  # (T_o=1, 20)
+    chunk = policy.predict_chunk(obs[None], generator=torch.Generator().manual_seed(0))
+    actions = policy.act(obs, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(actions, chunk[0, :recipe["action_horizon"]].numpy(), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match=r"obs_history must have shape \(1, 20\)"):
+        policy.act(np.zeros((2, 20), np.float32))
+    with pytest.raises(SystemExit, match=r"pred_horizon must be >= obs_horizon - 1 \+ action_horizon"):
+        main(["train", "--policy", "diffusion-cnn", "--obs", "keypoints", "--budget", "quick", "--steps", "2",
+              "--demos", str(small), "--obs-horizon", "20", "--no-progress", "--device", "cpu",
+              "--out", str(tmp_path / "x.pt")])
 
 
 def test_diffusion_policy_trains_resumes_and_evaluates_from_the_command_line(tmp_path, demos, capsys):

@@ -139,6 +139,9 @@ def add_train(subparsers) -> None:
                    help="what the actions are: position (default, the benchmark's target positions) or velocity "
                    "(displacements from the pusher's position, robomimic's delta control: the paper's ablation; "
                    "default out: checkpoints/POLICY-OBS-velocity.pt)")
+    p.add_argument("--obs-horizon", type=_positive_int, default=None, metavar="T_O",
+                   help="override the recipe's observation horizon T_o, the observations each prediction "
+                   "reads (chapter 10's ablation; default out: checkpoints/POLICY-OBS-obsT_O.pt)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run_train)
 
@@ -201,7 +204,9 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
     tier = args.budget or current_tier()
     shared = bool(getattr(args, "shared_encoder", False))
     velocity = getattr(args, "control", "position") == "velocity"
-    name = f"{args.policy}-{obs_type}{'-shared' if shared else ''}{'-velocity' if velocity else ''}.pt"
+    obs_horizon = getattr(args, "obs_horizon", None)
+    name = (f"{args.policy}-{obs_type}{'-shared' if shared else ''}{'-velocity' if velocity else ''}"
+            f"{f'-obs{obs_horizon}' if obs_horizon else ''}.pt")
     # a policy trained on other demonstrations never replaces a shipped checkpoint by default: it goes
     # beside its demonstrations, named after them (my_demos.npz -> my_demos-diffusion-cnn-keypoints.pt)
     out = args.out or (os.path.join("checkpoints", name) if args.demos is None
@@ -214,6 +219,8 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
     except (ValueError, OSError) as exc:
         raise SystemExit(f"dplearn train: --demos: {exc}") from None
     overrides = {"shared_encoder": True} if shared else {}
+    if obs_horizon:
+        overrides["obs_horizon"] = obs_horizon
     launcher = "dplearn train " if dist_info is None else (
         f"torchrun --nproc-per-node {dist_info.local_world_size} -m dplearn train "
         if dist_info.local_world_size == dist_info.world_size
@@ -224,6 +231,7 @@ def _run_train(args: argparse.Namespace, recipe, obs_type: str, device: str, dis
         + (["--lr", repr(args.lr)] if args.lr else [])
         + (["--amp", args.amp] if args.amp else []) + (["--shared-encoder"] if shared else [])
         + (["--control", "velocity"] if velocity else [])
+        + (["--obs-horizon", str(obs_horizon)] if obs_horizon else [])
         + (["--demos", args.demos] if args.demos else []) + ["--out", out]))
     amp = {"none": None}.get(args.amp, args.amp) if args.amp else "__recipe__"
     stop_requested = []
