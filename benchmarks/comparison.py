@@ -34,7 +34,7 @@ snapshots, the summary line of ``dplearn eval``).
 ``--control velocity`` trains every method on displacements instead of target positions (chapter 10's
 position-versus-velocity ablation); its rows are marked with the control. ``--checkpoints FILE ...``
 skips training and scores the given policy checkpoints (e.g. the shipped ones), each as one run of one
-seed with one checkpoint.
+seed with one checkpoint; files made by the same command but for ``--seed`` (and ``--out``) share a row.
 """
 
 from __future__ import annotations
@@ -92,11 +92,22 @@ def summarise(runs: list[dict], last: int) -> dict[str, dict]:
     return table
 
 
+def without_options(command: str, *options: str) -> str:
+    """``command`` without the given options and the value after each."""
+    words = command.split()
+    drop = {i + d for i, w in enumerate(words) if w in options for d in (0, 1)}
+    return " ".join(w for i, w in enumerate(words) if i not in drop)
+
+
 def checkpoint_runs(files: list[str]) -> list[dict]:
-    """One run per policy checkpoint: its policy, observation, seed, steps and command from its metadata."""
+    """One run per policy checkpoint: its policy, observation, seed, steps and command from its metadata.
+
+    Files whose training commands differ only in ``--seed`` (and ``--out``) are seeds of one recipe:
+    they share the row key of the first of them, so the table reports them as the paper does, max and
+    mean ± sd over the seeds. Every other file is a row of its own, keyed by its file name."""
     from dplearn.policies import load_policy
 
-    runs = []
+    runs, keys = [], {}
     for f in files:
         path = Path(f).resolve()
         try:
@@ -105,7 +116,10 @@ def checkpoint_runs(files: list[str]) -> list[dict]:
             raise SystemExit(f"comparison: --checkpoints: {exc}") from None
         meta, c = policy.meta, policy.config
         control = getattr(c, "control", "position")
-        runs.append({"method": policy.name, "obs": c.obs_type, "control": control, "key": path.stem,
+        command = meta.get("command")
+        key = path.stem if not command else keys.setdefault(
+            (policy.name, c.obs_type, control, without_options(command, "--seed", "--out")), path.stem)
+        runs.append({"method": policy.name, "obs": c.obs_type, "control": control, "key": key,
                      "seed": meta.get("seed"), "name": path.stem, "steps_target": meta.get("train_steps"),
                      "steps_done": meta.get("train_steps"), "command": meta.get("command"),
                      "wall_seconds": meta.get("train_seconds"), "trained_on": meta.get("gpu") or meta.get("device"),
@@ -128,7 +142,8 @@ def main() -> int:
     p.add_argument("--publish", default=None, help="also write the per-method table to this JSON file")
     p.add_argument("--checkpoints", nargs="+", default=None, metavar="FILE",
                    help="score these policy checkpoints instead of training (each is one run of one seed "
-                        "with one checkpoint, e.g. the shipped ones)")
+                        "with one checkpoint, e.g. the shipped ones; files whose commands differ only in "
+                        "--seed share a row)")
     args = p.parse_args()
     for name in ("last", "episodes", "minutes"):
         if getattr(args, name) <= 0:

@@ -10,6 +10,7 @@ import pytest
 
 from dplearn.data.results import load_results, recorded_run, shipped_data_path
 from dplearn.envs.benchmark import PAPER_PUSHT, summarize_seeds
+from dplearn.policies import make_policy
 
 
 def test_summarize_seeds_equals_the_statistics_module():
@@ -180,3 +181,25 @@ def test_recorded_standard_errors_are_possible_for_scores_in_the_unit_interval()
     for r in runs:
         # a score s of rewards in [0, 1] also bounds the spread: variance <= s (1 - s)
         assert 0 <= r["max_sem"] <= min(bound, (r["max"] * (1 - r["max"]) * n / (n - 1)) ** 0.5 / n ** 0.5) + 1e-3
+
+
+def test_comparison_puts_checkpoints_of_one_recipe_and_several_seeds_in_one_row(tmp_path):
+    """benchmarks/comparison.py --checkpoints: files whose commands differ only in --seed and --out
+    are the seeds of one row; another option (here --lr, or the control) makes another row."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "comparison.py"
+    spec = importlib.util.spec_from_file_location("comparison_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    base = "dplearn train --policy regression --obs keypoints --budget full"
+    made = {"a": (f"{base} --seed 0 --out a.pt", "position"), "b": (f"{base} --seed 1 --out b.pt", "position"),
+            "c": (f"{base} --seed 0 --lr 0.001 --out c.pt", "position"),
+            "d": (f"{base} --seed 2 --control velocity --out d.pt", "velocity"),
+            "e": (f"{base} --seed 5 --out e.pt", "position")}
+    files = []
+    for name, (command, control) in made.items():
+        policy = make_policy("regression", obs_dim=20, obs_type="keypoints", hidden=8, n_layers=1, control=control)
+        files.append(str(policy.save(tmp_path / f"{name}.pt", meta={"command": command, "train_steps": 1})))
+    keys = {Path(r["checkpoints"][0]["path"]).stem: r["key"] for r in module.checkpoint_runs(files)}
+    assert keys == {"a": "a", "b": "a", "c": "c", "d": "d", "e": "a"}
