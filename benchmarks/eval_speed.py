@@ -53,7 +53,7 @@ def make(name: str, device: str):
     if name == "expert":
         return ExpertPolicy()
     if name == "regression":
-        return load_policy(ROOT / "checkpoints" / "regression-state.pt").to(device)
+        return load_policy(ROOT / "checkpoints" / "regression-keypoints.pt").to(device)
     policy = load_policy(ROOT / "checkpoints" / "diffusion-cnn-keypoints.pt").to(device)
     policy.set_sampler(*(("ddim", 10) if name == "diffusion-ddim10" else ("ddpm", 100)))
     return policy

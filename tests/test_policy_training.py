@@ -86,15 +86,16 @@ def test_train_and_eval_commands(tmp_path, demos, capsys):
     assert main(["train", "--policy", "mixture", "--budget", "quick", "--steps", "3", "--demos", str(small),
                  "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
     policy = load_policy(out)
-    assert policy.name == "mixture" and policy.obs_type == "state" and policy.config.to_dict() == {
-        **policy.config.to_dict(), **PUSHT_RECIPES[("mixture", "state")].config}
-    assert policy.meta["command"].startswith("dplearn train --policy mixture --obs state") and policy.meta[
+    # no --obs: the benchmark's keypoints, with the recipe's quick settings
+    assert policy.name == "mixture" and policy.obs_type == "keypoints" and policy.config.to_dict() == {
+        **policy.config.to_dict(), **PUSHT_RECIPES[("mixture", "keypoints")].policy_config("quick")}
+    assert policy.meta["command"].startswith("dplearn train --policy mixture --obs keypoints") and policy.meta[
         "train_steps"] == 3
     capsys.readouterr()
     for seed in (7, 100_003):
         assert main(["eval", "--checkpoint", str(out), "--episodes", "3", "--seed", str(seed), "--no-progress"]) == 0
         last = capsys.readouterr().out.strip().splitlines()[-1]
-        assert last.startswith("policy=mixture obs=state") and "episodes=3" in last and f"seed={seed}" in last
+        assert last.startswith("policy=mixture obs=keypoints") and "episodes=3" in last and f"seed={seed}" in last
         # the printed numbers are those of the saved checkpoint on these starts: evaluate it here
         # (the mixture samples, so this also checks that the command seeds the draws with --seed)
         printed = re.search(r"score=([0-9.]+)±([0-9.]+) success_rate=([0-9.]+)", last)
@@ -236,32 +237,6 @@ def test_command_line_refuses_bad_devices_and_demonstrations(tmp_path):
               "--out", str(tmp_path / "x.pt")])
 
 
-PART_II = sorted(name for name, obs in PUSHT_RECIPES if obs == "state")
-
-
-@pytest.mark.parametrize("name", PART_II)
-def test_shipped_part_ii_checkpoints_are_small_full_runs_of_the_recipes(name):
-    path = shipped_checkpoint_path(name, "state")
-    assert path.stat().st_size < 25e6
-    policy = load_policy(path)
-    _, recipe = recipe_for(name, "state")
-    assert {k: policy.config.to_dict()[k] for k in recipe.config} == dict(recipe.config)
-    assert policy.meta["tier"] == "full" and policy.meta["task"] == "pusht-state"
-    assert policy.meta["command"].startswith(f"dplearn train --policy {name} --budget full")
-    assert policy.meta["train_steps"] <= recipe.steps["full"]
-
-
-@pytest.mark.xfail(strict=True, reason="the Part II checkpoints were trained on the demonstrations collected "
-                   "before starts followed the benchmark's seeding (same expert, other starts); they are "
-                   "retrained on keypoints with the chapter 10 recipes, on a GPU")
-@pytest.mark.parametrize("name", PART_II)
-def test_shipped_part_ii_checkpoints_saw_the_shipped_demonstrations(name):
-    policy = load_policy(shipped_checkpoint_path(name, "state"))
-    demos = load_pusht_demos()
-    assert policy.meta["demos_sha256"] == demos_fingerprint(demos), (
-        f"{name}-state.pt was trained on other demonstrations; retrain it with: {policy.meta['command']}")
-
-
 @pytest.mark.parametrize("name", ["regression", "categorical", "mixture", "lstm-gmm"])
 def test_shipped_part_ii_keypoint_checkpoints_are_their_full_recipe_on_the_shipped_demonstrations(name):
     """Chapter 10's fair baselines: the full recipe on keypoints, trained on the demonstrations that ship
@@ -275,6 +250,27 @@ def test_shipped_part_ii_keypoint_checkpoints_are_their_full_recipe_on_the_shipp
         k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.policy_config("full").items()}
     assert policy.meta["command"].startswith(f"dplearn train --policy {name} --obs keypoints --budget full")
     assert policy.meta["train_steps"] == recipe.steps["full"]
+    demos = load_pusht_demos()
+    assert policy.meta["demos_sha256"] == demos_fingerprint(demos)
+    kp = SequenceDataset(demos, 1, 1, 1, obs_type="keypoints").vector_obs()
+    assert np.allclose(policy.obs_normalizer.data_min.numpy(), kp.min(0), atol=1e-3)
+    assert np.allclose(policy.obs_normalizer.data_max.numpy(), kp.max(0), atol=1e-3)
+    assert np.allclose(policy.action_normalizer.data_min.numpy(), demos.action.min(0), atol=1e-4)
+    assert np.allclose(policy.action_normalizer.data_max.numpy(), demos.action.max(0), atol=1e-4)
+
+
+def test_shipped_ibc_on_keypoints_is_a_run_of_its_recipe_on_the_shipped_demonstrations():
+    """Chapter 7's IBC: the keypoint recipe of the tier it names (the IBC paper's 256 counter-examples per
+    example in every tier but quick), trained on the demonstrations that ship now."""
+    path = shipped_checkpoint_path("ibc", "keypoints")
+    assert path.stat().st_size < 25e6
+    policy = load_policy(path)
+    tier = policy.meta["tier"]
+    _, recipe = recipe_for("ibc", "keypoints")
+    assert tier in ("book", "full") and policy.config.n_negatives == 256
+    assert {k: policy.config.to_dict()[k] for k in recipe.policy_config(tier)} == {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.policy_config(tier).items()}
+    assert policy.meta["command"].startswith(f"dplearn train --policy ibc --obs keypoints --budget {tier}")
     demos = load_pusht_demos()
     assert policy.meta["demos_sha256"] == demos_fingerprint(demos)
     kp = SequenceDataset(demos, 1, 1, 1, obs_type="keypoints").vector_obs()
@@ -312,6 +308,9 @@ def test_demos_fingerprint_identifies_the_data(demos):
     assert demos_fingerprint(demos.subset(range(1, demos.n_episodes))) != demos_fingerprint(demos)
 
 
+PART_II = sorted(name for name, obs in PUSHT_RECIPES if obs == "state")
+
+
 @pytest.mark.parametrize("name", PART_II)
 def test_part_ii_keypoints_recipes_learn_the_benchmarks_low_dim_observation(name, demos):
     """Each Part II policy has a keypoints recipe (chapter 10's comparison) with the same network as
@@ -320,6 +319,7 @@ def test_part_ii_keypoints_recipes_learn_the_benchmarks_low_dim_observation(name
     obs_type, recipe = recipe_for(name, "keypoints")
     _, state_recipe = recipe_for(name, "state")
     assert obs_type == "keypoints" and recipe.config["obs_dim"] == 20
+    assert recipe_for(name) == (obs_type, recipe)  # the benchmark's observation is the default
     same = {k: v for k, v in recipe.policy_config("full").items() if k not in ("obs_dim", "obs_type")}
     state_side = {k: state_recipe.policy_config("full").get(k) for k in same}
     if name == "ibc":  # the IBC paper's counter-examples and DFO, not the small CPU settings of Part II
@@ -343,5 +343,5 @@ def test_training_on_own_demonstrations_never_replaces_a_shipped_checkpoint(tmp_
     assert main(["train", "--policy", "regression", "--budget", "quick", "--steps", "2", "--demos", str(own),
                  "--no-progress", "--device", "cpu"]) == 0
     assert not (tmp_path / "checkpoints").exists()
-    written = tmp_path / "my_demos-regression-state.pt"
+    written = tmp_path / "my_demos-regression-keypoints.pt"
     assert f"--demos {own}" in load_policy(written).meta["command"]

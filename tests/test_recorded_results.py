@@ -82,8 +82,8 @@ def test_shipped_path_prefers_the_installed_copy_then_the_repository(tmp_path, m
     repo = Path(__file__).resolve().parent.parent
     # a checkout: the repository's own folders
     assert shipped.shipped_path("data", "pusht_demos.npz").samefile(repo / "data" / "pusht_demos.npz")
-    assert shipped.shipped_path("checkpoints", "regression-state.pt").samefile(
-        repo / "checkpoints" / "regression-state.pt")
+    assert shipped.shipped_path("checkpoints", "regression-keypoints.pt").samefile(
+        repo / "checkpoints" / "regression-keypoints.pt")
     # an installed package: a fake package directory with _shipped/ wins over the repository
     package = tmp_path / "site" / "dplearn"
     (package / "_shipped" / "data").mkdir(parents=True)

@@ -108,8 +108,8 @@ def add_train(subparsers) -> None:
     p = subparsers.add_parser(
         "train",
         help="train a policy on the Push-T demonstrations and save it",
-        description="Train a policy (regression, categorical, mixture, lstm-gmm, ibc on states or "
-        "keypoints; diffusion-cnn on keypoints, pixels, pixels_agent_pos or two-cameras; diffusion-transformer "
+        description="Train a policy (regression, categorical, mixture, lstm-gmm, ibc on keypoints or "
+        "states; diffusion-cnn on keypoints, pixels, pixels_agent_pos or two-cameras; diffusion-transformer "
         "on keypoints) on the shipped Push-T demonstrations (or --demos) with its recipe "
         "(dplearn.policy_training.PUSHT_RECIPES) and save the policy (config, weights and "
         "normalisers) atomically. Under torchrun (`torchrun --nproc-per-node N -m dplearn train ...`) "
@@ -117,7 +117,8 @@ def add_train(subparsers) -> None:
     )
     p.add_argument("--policy", required=True, help="registered policy name, e.g. diffusion-cnn")
     p.add_argument("--obs", default=None,
-                   help="observation type of the recipe (default: the policy's recipe, e.g. keypoints)")
+                   help="observation type of the recipe (default: keypoints where the policy has a keypoint "
+                   "recipe, e.g. regression or diffusion-cnn)")
     p.add_argument("--budget", choices=TIERS, default=None,
                    help="recipe size: quick, book or full (default: full with CUDA, else book)")
     p.add_argument("--steps", type=_positive_int, default=None, help="override the recipe's optimiser steps")
@@ -282,7 +283,7 @@ def add_eval(subparsers) -> None:
     which.add_argument("--policy", help="a shipped policy by name (its checkpoints/NAME-OBS.pt)")
     which.add_argument("--checkpoint", help="a policy checkpoint written by dplearn train")
     p.add_argument("--obs", default=None, help="with --policy: the observation it was trained on "
-                   "(default: the policy's recipe)")
+                   "(default: keypoints where the policy has a keypoint recipe)")
     p.add_argument("--episodes", type=_positive_int, default=50, help="episodes (default 50)")
     p.add_argument("--seed", type=_seed, default=None,
                    help="seed of the first episode; episode i uses seed + i (default 100000: the paper's "

@@ -222,8 +222,9 @@ PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
 
 
 def recipe_for(name: str, obs_type: str | None = None) -> tuple[str, PolicyRecipe]:
-    """``(obs_type, recipe)`` of policy ``name`` on ``obs_type`` (default: the policy's first recipe in
-    :data:`PUSHT_RECIPES`, e.g. ``state`` for the Part II policies, ``keypoints`` for the diffusion ones).
+    """``(obs_type, recipe)`` of policy ``name`` on ``obs_type`` (default: ``keypoints``, the benchmark's
+    low-dimensional observation, for every policy with a keypoint recipe; else the policy's first recipe
+    in :data:`PUSHT_RECIPES`).
 
     Unknown combinations raise ``ValueError`` listing the known ones.
 
@@ -235,7 +236,7 @@ def recipe_for(name: str, obs_type: str | None = None) -> tuple[str, PolicyRecip
         if not matches:
             raise ValueError(f"name must be one of the policies with a Push-T recipe {sorted({n for n, _ in known})}, "
                              f"got {name!r}")
-        obs_type = matches[0]
+        obs_type = "keypoints" if "keypoints" in matches else matches[0]
     if (name, obs_type) not in PUSHT_RECIPES:
         raise ValueError(f"there is no Push-T recipe for policy {name!r} on observation {obs_type!r}; "
                          f"known (policy, observation) pairs: {known}")

@@ -40,6 +40,7 @@ from torch import nn
 
 from dplearn import validate
 from dplearn.atomic import CheckpointError, describe_contents, torch_load, torch_save_atomic
+from dplearn.compute import flushed_denormals
 from dplearn.seeding import seed_everything
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "warmup_cosine", "train", "select_device",
@@ -806,72 +807,74 @@ def train(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], d
         from tqdm.auto import tqdm
 
         bar = tqdm(total=config.steps, initial=step, desc="train", dynamic_ncols=True, leave=True)
-    try:
-        while step < config.steps:
-            batch = _to_device(batches.next(), device)
-            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                loss = loss_fn(model, batch) if forward is None else forward(batch)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise ValueError("loss_fn must return a scalar tensor, got "
-                                 f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if config.grad_clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            if ema is not None:
-                ema.update(model)
-            step += 1
-            if dp.on:
-                total, work = dp.reduce_loss(loss)
-                pending.append(total)
-                works.append(work)
-            else:
-                pending.append(loss.detach().reshape(()))
-            if step % config.log_every == 0 or step == config.steps:
-                flush()
+    # subnormal floats slow CPU arithmetic by up to 100x (dplearn.compute); flush them while training
+    with flushed_denormals(device.type == "cpu"):
+        try:
+            while step < config.steps:
+                batch = _to_device(batches.next(), device)
+                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                    loss = loss_fn(model, batch) if forward is None else forward(batch)
+                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                    raise ValueError("loss_fn must return a scalar tensor, got "
+                                     f"{type(loss).__name__}{tuple(loss.shape) if isinstance(loss, torch.Tensor) else ''}")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if config.grad_clip is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                if ema is not None:
+                    ema.update(model)
+                step += 1
+                if dp.on:
+                    total, work = dp.reduce_loss(loss)
+                    pending.append(total)
+                    works.append(work)
+                else:
+                    pending.append(loss.detach().reshape(()))
+                if step % config.log_every == 0 or step == config.steps:
+                    flush()
+                    if bar is not None:
+                        recent = losses[-config.log_every:]
+                        bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
                 if bar is not None:
-                    recent = losses[-config.log_every:]
-                    bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}", refresh=False)
-            if bar is not None:
-                bar.update(1)
-            if ckpt is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
-                save()
-            if eval_fn is not None and eval_every and step % eval_every == 0 and main:
-                run_eval()
-            if not dp.on:
-                try:  # a step boundary: the state is consistent, so an interruption here can be saved
+                    bar.update(1)
+                if ckpt is not None and config.checkpoint_every and step % config.checkpoint_every == 0:
+                    save()
+                if eval_fn is not None and eval_every and step % eval_every == 0 and main:
+                    run_eval()
+                if not dp.on:
+                    try:  # a step boundary: the state is consistent, so an interruption here can be saved
+                        if callback is not None:
+                            flush()
+                            callback(step, losses[-1])
+                        if stop is not None and stop():
+                            raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
+                    except KeyboardInterrupt:
+                        if ckpt is not None:
+                            save()
+                        raise
+                    continue
+                # data-parallel: a stop asked on any process stops all of them at this same step
+                asked = False
+                try:
                     if callback is not None:
                         flush()
                         callback(step, losses[-1])
-                    if stop is not None and stop():
-                        raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
+                    asked = stop is not None and bool(stop())
                 except KeyboardInterrupt:
+                    asked = True
+                if dp.any(asked):
                     if ckpt is not None:
                         save()
-                    raise
-                continue
-            # data-parallel: a stop asked on any process stops all of them at this same step
-            asked = False
-            try:
-                if callback is not None:
-                    flush()
-                    callback(step, losses[-1])
-                asked = stop is not None and bool(stop())
-            except KeyboardInterrupt:
-                asked = True
-            if dp.any(asked):
-                if ckpt is not None:
-                    save()
-                raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
-    finally:
-        if not dp.on or not works:
-            flush()
-        if bar is not None:
-            bar.close()
+                    raise KeyboardInterrupt(f"stopped at step {step} of {config.steps}")
+        finally:
+            if not dp.on or not works:
+                flush()
+            if bar is not None:
+                bar.close()
     if ckpt is not None and (not config.checkpoint_every or step % config.checkpoint_every):
         save()
     flush()

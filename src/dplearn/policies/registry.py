@@ -67,7 +67,7 @@ def load_policy(path: str | os.PathLike, map_location: Any = "cpu") -> Policy:
     return Policy.load(path, map_location=map_location)
 
 
-def shipped_checkpoint_path(name: str, obs_type: str = "state") -> Path:
+def shipped_checkpoint_path(name: str, obs_type: str = "keypoints") -> Path:
     """Where the shipped checkpoint ``NAME-OBS.pt`` of policy ``name`` trained on ``obs_type`` lives:
     inside the installed package (``dplearn/_shipped/checkpoints``), else the repository's
     ``checkpoints/``.
@@ -86,7 +86,7 @@ def shipped_checkpoint_path(name: str, obs_type: str = "state") -> Path:
             f"`dplearn train --policy {name} --obs {obs_type} --budget full --out checkpoints/{file}`") from None
 
 
-def load_shipped_policy(name: str, obs_type: str = "state", map_location: Any = "cpu") -> Policy:
+def load_shipped_policy(name: str, obs_type: str = "keypoints", map_location: Any = "cpu") -> Policy:
     """The pretrained Push-T policy ``name`` (trained on ``obs_type``) that ships with dplearn
     (see :func:`shipped_checkpoint_path`).
 
