@@ -237,40 +237,25 @@ def test_command_line_refuses_bad_devices_and_demonstrations(tmp_path):
               "--out", str(tmp_path / "x.pt")])
 
 
-@pytest.mark.parametrize("name", ["regression", "categorical", "mixture", "lstm-gmm"])
-def test_shipped_part_ii_keypoint_checkpoints_are_their_full_recipe_on_the_shipped_demonstrations(name):
-    """Chapter 10's fair baselines: the full recipe on keypoints, trained on the demonstrations that ship
-    now, with normalisers spanning those demonstrations' keypoints and actions."""
+@pytest.mark.parametrize("name", ["regression", "categorical", "mixture", "lstm-gmm", "ibc"])
+def test_shipped_part_ii_keypoint_checkpoints_are_their_recipe_on_the_shipped_demonstrations(name):
+    """Chapters 6 and 7's policies (chapter 10's baselines): the keypoint recipe of the tier each names —
+    the full one for the explicit policies and LSTM-GMM; for IBC the IBC paper's 256 counter-examples per
+    example in any tier but quick — trained on the demonstrations that ship now, with normalisers spanning
+    those demonstrations' keypoints and actions."""
     path = shipped_checkpoint_path(name, "keypoints")
     assert path.stat().st_size < 25e6
     policy = load_policy(path)
-    _, recipe = recipe_for(name, "keypoints")
-    assert policy.config.obs_type == "keypoints" and policy.meta["tier"] == "full"
-    assert {k: policy.config.to_dict()[k] for k in recipe.policy_config("full")} == {
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.policy_config("full").items()}
-    assert policy.meta["command"].startswith(f"dplearn train --policy {name} --obs keypoints --budget full")
-    assert policy.meta["train_steps"] == recipe.steps["full"]
-    demos = load_pusht_demos()
-    assert policy.meta["demos_sha256"] == demos_fingerprint(demos)
-    kp = SequenceDataset(demos, 1, 1, 1, obs_type="keypoints").vector_obs()
-    assert np.allclose(policy.obs_normalizer.data_min.numpy(), kp.min(0), atol=1e-3)
-    assert np.allclose(policy.obs_normalizer.data_max.numpy(), kp.max(0), atol=1e-3)
-    assert np.allclose(policy.action_normalizer.data_min.numpy(), demos.action.min(0), atol=1e-4)
-    assert np.allclose(policy.action_normalizer.data_max.numpy(), demos.action.max(0), atol=1e-4)
-
-
-def test_shipped_ibc_on_keypoints_is_a_run_of_its_recipe_on_the_shipped_demonstrations():
-    """Chapter 7's IBC: the keypoint recipe of the tier it names (the IBC paper's 256 counter-examples per
-    example in every tier but quick), trained on the demonstrations that ship now."""
-    path = shipped_checkpoint_path("ibc", "keypoints")
-    assert path.stat().st_size < 25e6
-    policy = load_policy(path)
     tier = policy.meta["tier"]
-    _, recipe = recipe_for("ibc", "keypoints")
-    assert tier in ("book", "full") and policy.config.n_negatives == 256
+    _, recipe = recipe_for(name, "keypoints")
+    if name == "ibc":
+        assert tier in ("book", "full") and policy.config.n_negatives == 256
+    else:
+        assert tier == "full" and policy.meta["train_steps"] == recipe.steps["full"]
+    assert policy.config.obs_type == "keypoints"
     assert {k: policy.config.to_dict()[k] for k in recipe.policy_config(tier)} == {
         k: (tuple(v) if isinstance(v, list) else v) for k, v in recipe.policy_config(tier).items()}
-    assert policy.meta["command"].startswith(f"dplearn train --policy ibc --obs keypoints --budget {tier}")
+    assert policy.meta["command"].startswith(f"dplearn train --policy {name} --obs keypoints --budget {tier}")
     demos = load_pusht_demos()
     assert policy.meta["demos_sha256"] == demos_fingerprint(demos)
     kp = SequenceDataset(demos, 1, 1, 1, obs_type="keypoints").vector_obs()
