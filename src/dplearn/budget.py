@@ -143,6 +143,7 @@ SETTINGS: dict[str, dict[str, tuple[Any, Any, Any]]] = {
     # --- chapter 10: design choices and the comparison table ---
     "10_design_choices": {
         "recheck_episodes": (2, 10, 50),  # first test starts each shipped policy is re-scored on
+        "ibc_recheck_episodes": (1, 2, 50),  # the same for IBC, whose DFO search is slow on a CPU
         "episode_steps": (30, 300, 300),  # time limit of those episodes (the benchmark's 300)
         "fast_sampler_steps": (5, 10, 10),  # DDIM steps of the diffusion policies' quick re-scoring
         "noise_trials": (20, 400, 2_000),  # noisy open-loop chunks per control mode (drift figure)
