@@ -31,6 +31,11 @@ snapshots, the summary line of ``dplearn eval``).
    the session's arguments. ``--publish FILE`` also writes the per-method table (a few kB) where the
    book reads it, e.g. ``data/comparison.json``.
 
+``--reuse`` skips the evaluation of a checkpoint file scored before in the same runs directory: a file with
+the same content (SHA-256), scored with the same episodes, test-start seed, kind of device and torch, takes
+its recorded score, marked with the session that measured it (``scored_in``). It trusts that the
+evaluation code has not changed since; leave it out after changing the environment or a sampler.
+
 ``--control velocity`` trains every method on displacements instead of target positions (chapter 10's
 position-versus-velocity ablation); its rows are marked with the control. ``--checkpoints FILE ...``
 skips training and scores the given policy checkpoints (e.g. the shipped ones), each as one run of one
@@ -80,7 +85,8 @@ def summarise(runs: list[dict], last: int) -> dict[str, dict]:
                                 "success_rate": sum(c["success_rate"] for c in scored) / len(s),
                                 "partial": r["partial"], "steps": r.get("steps_done"),
                                 "wall_seconds": r.get("wall_seconds"), "trained_on": r.get("trained_on"),
-                                "command": r.get("command")})
+                                "command": r.get("command"),
+                                "scored_in": sorted({c["scored_in"] for c in scored if c.get("scored_in")})})
         if not per_run:
             table[key] = {**row, "runs": 0}
             continue
@@ -128,6 +134,44 @@ def checkpoint_runs(files: list[str]) -> list[dict]:
     return runs
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def reuse_scores(runs: list[dict], sessions: list[dict], *, episodes: int, eval_seed: int, device: str,
+                 torch_version: str) -> int:
+    """Give each checkpoint of ``runs`` (which has its ``sha256``) the score recorded for the same file in
+    the latest of ``sessions`` (earlier results of this script) that evaluated it alike: the same
+    ``episodes``, ``eval_seed``, kind of device (``cpu``/``cuda``) and torch version. A reused record keeps
+    its score, standard error, success rate, seconds and command, and says when it was measured
+    (``scored_in``, that session's start). Returns the number of checkpoints given a score."""
+    kind = device.split(":")[0]
+    recorded: dict[str, dict] = {}
+    for session in sessions:  # oldest first: a later session's record replaces an earlier one
+        if (session.get("episodes"), session.get("eval_seed"), str(session.get("device", "")).split(":")[0],
+                session.get("torch")) != (episodes, eval_seed, kind, torch_version):
+            continue
+        for run in session.get("runs", []):
+            for ck in run.get("checkpoints", []):
+                if ck.get("sha256") and ck.get("score") is not None:
+                    recorded[ck["sha256"]] = {k: ck[k] for k in ("score", "sem", "success_rate", "seconds", "command")
+                                              if k in ck} | {"scored_in": ck.get("scored_in", session.get("started"))}
+    reused = 0
+    for run in runs:
+        for ck in run["checkpoints"]:
+            if ck.get("sha256") in recorded:
+                ck.update(recorded[ck["sha256"]])
+                reused += 1
+    return reused
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +184,10 @@ def main() -> int:
     gs.add_session_arguments(p, minutes=9.0, eval_seconds=150.0, runs_dir=ROOT / "runs" / "comparison",
                              extras=("max-procs",))
     p.add_argument("--publish", default=None, help="also write the per-method table to this JSON file")
+    p.add_argument("--reuse", action="store_true",
+                   help="take the recorded score of a checkpoint file scored alike before in --runs-dir's "
+                        "results (same content, episodes, test starts, device kind and torch) instead of "
+                        "evaluating it again")
     p.add_argument("--checkpoints", nargs="+", default=None, metavar="FILE",
                    help="score these policy checkpoints instead of training (each is one run of one seed "
                         "with one checkpoint, e.g. the shipped ones; files whose commands differ only in "
@@ -150,6 +198,7 @@ def main() -> int:
             raise SystemExit(f"comparison: --{name} must be positive, got {getattr(args, name)}")
 
     t0 = time.time()
+    started = datetime.datetime.fromtimestamp(t0, datetime.timezone.utc).isoformat(timespec="seconds")
     deadline = t0 + 60.0 * args.minutes
     gs.check_python()
     import torch
@@ -267,9 +316,21 @@ def main() -> int:
             run["checkpoints"] = [{"step": s, "path": chosen[s]} for s in sorted(chosen)[-args.last:]]
 
     # ---- 2. evaluate the last checkpoints ------------------------------------------------------
+    results = runs_dir / "comparison.json"
+    history = json.loads(results.read_text()).get("sessions", []) if results.exists() else []
+    for run in runs:
+        for ck in run["checkpoints"]:
+            ck["sha256"] = file_sha256(ROOT / ck["path"])
+    if args.reuse:
+        n = reuse_scores(runs, history, episodes=args.episodes, eval_seed=args.eval_seed, device=args.device,
+                         torch_version=torch.__version__)
+        print(f"[{gs.clock()}] --reuse: {n} of {sum(len(r['checkpoints']) for r in runs)} checkpoints scored "
+              f"before in {gs.rel(results)}", flush=True)
     eval_jobs = []
     for run in runs:
         for ck in run["checkpoints"]:
+            if ck.get("score") is not None:  # reused
+                continue
             argv = ["eval", "--checkpoint", ck["path"], "--episodes", str(args.episodes), "--seed",
                     str(args.eval_seed), "--device", args.device, "--workers", "1", "--no-progress"]
             ck["job"] = gs.Job(f"{run['name']}@{ck['step']}", gs.dplearn_command(*argv),
@@ -283,21 +344,23 @@ def main() -> int:
         gs.run_jobs(eval_jobs, deadline - 5.0, n_eval, "eval")
     for run in runs:
         for ck in run["checkpoints"]:
-            job = ck.pop("job")
+            job = ck.pop("job", None)
+            if job is None:  # reused
+                continue
             summary = gs.parse_summary(job.log) if job.returncode == 0 else None
             ck.update(summary or {"score": None, "error": f"stopped {job.stopped}" if job.stopped else
                                   "not started" if job.started is None else f"status {job.returncode}"})
+            if summary:
+                ck["scored_in"] = started
 
     # ---- 3. record -----------------------------------------------------------------------------
     table = summarise(runs, args.last)
-    session = {"started": datetime.datetime.fromtimestamp(t0, datetime.timezone.utc).isoformat(timespec="seconds"),
+    session = {"started": started,
                "wall_seconds": round(time.time() - t0, 1), "gpu": gpu, "device": args.device,
                "torch": torch.__version__, "cuda": torch.version.cuda, "cpu_cores": cores,
                "argv": sys.argv[1:], "obs": args.obs, "budget": args.budget, "episodes": args.episodes,
                "eval_seed": args.eval_seed, "last": args.last, "runs": runs, "table": table,
                "paper": PAPER_PUSHT}
-    results = runs_dir / "comparison.json"
-    history = json.loads(results.read_text()).get("sessions", []) if results.exists() else []
     write_json(results, {"sessions": history + [session]})
     if args.publish:
         write_json(Path(args.publish), {k: session[k] for k in ("started", "wall_seconds", "gpu", "device", "torch",

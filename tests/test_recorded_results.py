@@ -203,3 +203,39 @@ def test_comparison_puts_checkpoints_of_one_recipe_and_several_seeds_in_one_row(
         files.append(str(policy.save(tmp_path / f"{name}.pt", meta={"command": command, "train_steps": 1})))
     keys = {Path(r["checkpoints"][0]["path"]).stem: r["key"] for r in module.checkpoint_runs(files)}
     assert keys == {"a": "a", "b": "a", "c": "c", "d": "d", "e": "a"}
+
+
+def test_comparison_reuses_a_score_only_for_the_same_file_scored_alike(tmp_path):
+    """benchmarks/comparison.py --reuse: a checkpoint takes a recorded score only when an earlier session
+    scored a file with the same bytes (SHA-256, checked against hashlib) with the same episodes, test
+    starts, device kind and torch; the latest such session wins and the record says when it was measured."""
+    import hashlib
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "comparison.py"
+    spec = importlib.util.spec_from_file_location("comparison_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"weights of a" * 100_000)  # more than one 1 MiB block
+    b.write_bytes(b"weights of b")
+    sha_a, sha_b = (module.file_sha256(f) for f in (a, b))
+    assert sha_a == hashlib.sha256(a.read_bytes()).hexdigest() and sha_b != sha_a
+
+    def session(started, score, **kw):
+        alike = {"episodes": 50, "eval_seed": 100_000, "device": "cpu", "torch": "2.13.0+cpu"} | kw
+        ck = {"sha256": sha_a, "score": score, "sem": 0.04, "success_rate": 0.2, "seconds": 9, "command": "x"}
+        return alike | {"started": started, "runs": [{"checkpoints": [ck]}]}
+
+    sessions = [session("2026-01-01", 0.5), session("2026-02-01", 0.6),  # the later one wins
+                session("2026-03-01", 0.1, episodes=10), session("2026-04-01", 0.2, eval_seed=7),
+                session("2026-05-01", 0.3, device="cuda"), session("2026-06-01", 0.4, torch="2.2.0")]
+    runs = [{"checkpoints": [{"path": "a.pt", "sha256": sha_a}, {"path": "b.pt", "sha256": sha_b}]}]
+    n = module.reuse_scores(runs, sessions, episodes=50, eval_seed=100_000, device="cpu", torch_version="2.13.0+cpu")
+    got_a, got_b = runs[0]["checkpoints"]
+    assert n == 1 and "score" not in got_b
+    assert (got_a["score"], got_a["sem"], got_a["scored_in"]) == (0.6, 0.04, "2026-02-01")
+    runs = [{"checkpoints": [{"path": "a.pt", "sha256": sha_a}]}]
+    assert module.reuse_scores(runs, sessions, episodes=50, eval_seed=100_000, device="cuda:0",
+                               torch_version="2.13.0+cpu") == 1
+    assert runs[0]["checkpoints"][0]["score"] == 0.3  # cuda:0 is the kind cuda
