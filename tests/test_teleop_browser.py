@@ -118,15 +118,30 @@ def page(jupyter):
             browser.close()
 
 
-def _run_the_cell(page, timeout: float = 60.0) -> None:
+def _run_the_cell(page, timeout: float = 90.0) -> None:
     """Run the notebook's cell once its kernel is ready: Shift+Enter, again if the press came
-    before the kernel could take it, until the panel's picture shows."""
+    before the kernel could take it, until the panel's picture shows. A JupyterLab dialog that
+    opens meanwhile (on a busy machine, e.g. about the kernel's start) is answered with its default
+    button and named in the failure message if the panel never shows."""
     page.locator(".jp-Notebook .jp-Cell .cm-content").first.wait_for()
     deadline = time.monotonic() + timeout
+    dialogs: list[str] = []
     while time.monotonic() < deadline:
+        dialog = page.locator(".jp-Dialog")
+        if dialog.count():
+            text = " ".join(dialog.first.inner_text().split())[:200]
+            dialogs += [text] if text not in dialogs else []
+            try:
+                page.locator(".jp-Dialog .jp-mod-accept").first.click(timeout=5_000)
+            except Exception:  # Playwright's TimeoutError: a dialog without a default button
+                page.keyboard.press("Escape")
+            continue
         prompt = page.locator(".jp-Notebook .jp-InputPrompt").first.inner_text()
         if "*" not in prompt:  # not queued or running: (re)run it
-            page.locator(".jp-Notebook .jp-Cell .cm-content").first.click()
+            try:
+                page.locator(".jp-Notebook .jp-Cell .cm-content").first.click(timeout=5_000)
+            except Exception:  # Playwright's TimeoutError: something covers the cell; look again
+                continue
             page.keyboard.press("Shift+Enter")
         try:
             page.locator(".jp-OutputArea-output img").first.wait_for(timeout=5_000)
@@ -134,7 +149,8 @@ def _run_the_cell(page, timeout: float = 60.0) -> None:
         except Exception:  # Playwright's TimeoutError: not there yet
             pass
     pytest.fail(f"the panel did not show within {timeout:.0f} s; prompt "
-                f"{page.locator('.jp-Notebook .jp-InputPrompt').first.inner_text()!r}")
+                f"{page.locator('.jp-Notebook .jp-InputPrompt').first.inner_text()!r}; "
+                f"dialogs answered: {dialogs or 'none'}")
 
 
 PIXELS_JS = """(img) => {
