@@ -85,7 +85,7 @@ def summarise(runs: list[dict], last: int) -> dict[str, dict]:
                                 "success_rate": sum(c["success_rate"] for c in scored) / len(s),
                                 "partial": r["partial"], "steps": r.get("steps_done"),
                                 "wall_seconds": r.get("wall_seconds"), "trained_on": r.get("trained_on"),
-                                "command": r.get("command"),
+                                "command": r.get("command"), "config": r.get("config"),
                                 "scored_in": sorted({c["scored_in"] for c in scored if c.get("scored_in")})})
         if not per_run:
             table[key] = {**row, "runs": 0}
@@ -108,7 +108,8 @@ def without_options(command: str, *options: str) -> str:
 def checkpoint_runs(files: list[str]) -> list[dict]:
     """One run per policy checkpoint: its policy, observation, seed, steps and command from its metadata.
 
-    Files whose training commands differ only in ``--seed`` (and ``--out``) are seeds of one recipe:
+    Files whose training commands differ only in ``--seed`` (and ``--out``), and whose policy configs are
+    the same (a file made before its recipe changed is another method), are seeds of one recipe:
     they share the row key of the first of them, so the table reports them as the paper does, max and
     mean ± sd over the seeds. Every other file is a row of its own, keyed by its file name."""
     from dplearn.policies import load_policy
@@ -123,14 +124,16 @@ def checkpoint_runs(files: list[str]) -> list[dict]:
         meta, c = policy.meta, policy.config
         control = getattr(c, "control", "position")
         command = meta.get("command")
+        config = json.dumps(c.to_dict(), sort_keys=True, default=str)  # a recipe changed since: not a seed
         key = path.stem if not command else keys.setdefault(
-            (policy.name, c.obs_type, control, without_options(command, "--seed", "--out")), path.stem)
+            (policy.name, c.obs_type, control, without_options(command, "--seed", "--out"), config), path.stem)
         runs.append({"method": policy.name, "obs": c.obs_type, "control": control, "key": key,
                      "seed": meta.get("seed"), "name": path.stem, "steps_target": meta.get("train_steps"),
                      "steps_done": meta.get("train_steps"), "command": meta.get("command"),
                      "wall_seconds": meta.get("train_seconds"), "trained_on": meta.get("gpu") or meta.get("device"),
                      "tier": meta.get("tier"), "status": "finished before", "partial": False,
-                     "checkpoints": [{"step": meta.get("train_steps"), "path": gs.rel(path)}]})
+                     "checkpoints": [{"step": meta.get("train_steps"), "path": gs.rel(path)}],
+                     "config": json.loads(config)})
     return runs
 
 

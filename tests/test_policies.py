@@ -215,6 +215,49 @@ def test_ibc_loss_uses_uniform_counter_examples_in_the_box():
     assert loss == pytest.approx(expected, rel=1e-5)
 
 
+def test_ibc_executed_energy_reads_the_executed_actions_only():
+    """energy_actions="executed" (the Diffusion Policy paper's IBC): InfoNCE by hand in float64 on
+    a_t..a_{t+T_a-1} alone, with counter-examples of that size; the past action does not matter."""
+    rng = np.random.default_rng(16)
+    policy = small_policy("ibc", n_negatives=16, temperature=0.5, energy_actions="executed")
+    assert policy.action_size == 2 * 2  # T_a = 2 actions of 2 numbers, not T_p = 3
+    obs = rng.normal(size=(4, 2, 3)).astype(np.float32)
+    act = rng.uniform(-1, 1, (4, 3, 2)).astype(np.float32)
+    other_past = act.copy()
+    other_past[:, 0] = rng.uniform(-1, 1, (4, 2))
+    losses = []
+    for a in (act, other_past):
+        torch.manual_seed(123)
+        losses.append(policy.loss((obs, a)).item())
+    assert losses[0] == losses[1]
+    torch.manual_seed(123)
+    negatives = -1 + 2 * torch.rand(4, 16, 4)
+    with torch.no_grad():
+        cand = torch.cat([torch.as_tensor(act[:, 1:3]).flatten(1)[:, None], negatives], 1)
+        energies = policy.energy(torch.as_tensor(obs), cand).double().numpy()
+    logits = -energies / 0.5
+    expected = np.mean(logsumexp(logits, axis=1) - logits[:, 0])
+    assert losses[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_ibc_executed_sample_fills_the_chunk_around_the_minimiser():
+    """The chunk's executed slots are DFO's minimiser of the energy on T_a actions (the same search
+    run by hand with the same generator) and the past slot repeats a_t; a bad energy_actions is named."""
+    policy = small_policy("ibc", energy_actions="executed", dfo_samples=64)
+    obs = torch.as_tensor(np.random.default_rng(17).normal(size=(5, 2, 3)), dtype=torch.float32)
+    chunk = policy.sample(obs, torch.Generator().manual_seed(0))
+    assert chunk.shape == (5, 3, 2)
+    assert torch.equal(chunk[:, 0], chunk[:, 1])
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        best = dfo_minimize(lambda a: policy.energy(obs, a), 5, 4, 64, policy.config.dfo_iterations,
+                            policy.config.dfo_noise, policy.config.dfo_shrink, policy.config.temperature,
+                            generator=g)
+    assert torch.equal(chunk[:, 1:].flatten(1), best)
+    with pytest.raises(ValueError, match="energy_actions"):
+        small_policy("ibc", energy_actions="window")
+
+
 @pytest.mark.parametrize("dim", [1, 2, 4])
 def test_dfo_finds_the_minimum_of_a_quadratic_energy(dim):
     rng = np.random.default_rng(7 + dim)

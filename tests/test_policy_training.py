@@ -309,7 +309,9 @@ def test_part_ii_keypoints_recipes_learn_the_benchmarks_low_dim_observation(name
     state_side = {k: state_recipe.policy_config("full").get(k) for k in same}
     if name == "ibc":  # the IBC paper's counter-examples and DFO, not the small CPU settings of Part II
         assert (same["n_negatives"], same["dfo_samples"], same["dfo_iterations"]) == (256, 16_384, 3)
-        same = {k: v for k, v in same.items() if not k.startswith(("n_neg", "dfo", "hidden", "n_layers"))}
+        assert same["energy_actions"] == "executed"  # the Diffusion Policy paper's IBC: a_t only
+        same = {k: v for k, v in same.items()
+                if not k.startswith(("n_neg", "dfo", "hidden", "n_layers", "energy_actions"))}
         state_side = {k: state_side[k] for k in same}
     assert same == state_side
     policy, result = train_pusht_policy(name, tier="quick", steps=40, seed=0, device="cpu",

@@ -185,7 +185,8 @@ def test_recorded_standard_errors_are_possible_for_scores_in_the_unit_interval()
 
 def test_comparison_puts_checkpoints_of_one_recipe_and_several_seeds_in_one_row(tmp_path):
     """benchmarks/comparison.py --checkpoints: files whose commands differ only in --seed and --out
-    are the seeds of one row; another option (here --lr, or the control) makes another row."""
+    are the seeds of one row; another option (here --lr, or the control) makes another row, and so does
+    the same command made with another config (a recipe that changed since)."""
     import importlib.util
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "comparison.py"
@@ -196,13 +197,14 @@ def test_comparison_puts_checkpoints_of_one_recipe_and_several_seeds_in_one_row(
     made = {"a": (f"{base} --seed 0 --out a.pt", "position"), "b": (f"{base} --seed 1 --out b.pt", "position"),
             "c": (f"{base} --seed 0 --lr 0.001 --out c.pt", "position"),
             "d": (f"{base} --seed 2 --control velocity --out d.pt", "velocity"),
-            "e": (f"{base} --seed 5 --out e.pt", "position")}
+            "e": (f"{base} --seed 5 --out e.pt", "position"), "f": (f"{base} --seed 1 --out f.pt", "position")}
     files = []
     for name, (command, control) in made.items():
-        policy = make_policy("regression", obs_dim=20, obs_type="keypoints", hidden=8, n_layers=1, control=control)
+        policy = make_policy("regression", obs_dim=20, obs_type="keypoints", hidden=16 if name == "f" else 8,
+                             n_layers=1, control=control)
         files.append(str(policy.save(tmp_path / f"{name}.pt", meta={"command": command, "train_steps": 1})))
     keys = {Path(r["checkpoints"][0]["path"]).stem: r["key"] for r in module.checkpoint_runs(files)}
-    assert keys == {"a": "a", "b": "a", "c": "c", "d": "d", "e": "a"}
+    assert keys == {"a": "a", "b": "a", "c": "c", "d": "d", "e": "a", "f": "f"}
 
 
 def test_comparison_reuses_a_score_only_for_the_same_file_scored_alike(tmp_path):

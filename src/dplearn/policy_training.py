@@ -166,7 +166,8 @@ PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
     # Part II on the benchmark's low-dim observation (chapter 10's comparison): the same networks on
     # the 20 keypoint numbers, trained longer in the full tier; IBC with the IBC paper's 256
     # counter-examples per example and its DFO (16,384 samples, 3 iterations, noise 0.33 halved
-    # each iteration), narrowed to 1,024 samples in the book tier so that a CPU can evaluate it
+    # each iteration), narrowed to 1,024 samples in the book tier so that a CPU can evaluate it; its
+    # energy reads the executed action a_t only, as the Diffusion Policy paper's IBC baseline does
     ("regression", "keypoints"): PolicyRecipe(
         config={**_ONE_STEP_KEYPOINTS, "hidden": 512, "n_layers": 4},
         steps={"quick": 200, "book": 3_000, "full": 50_000},
@@ -186,7 +187,8 @@ PUSHT_RECIPES: dict[tuple[str, str], PolicyRecipe] = {
         tier_config={"quick": {"hidden": 64}}, tier_train={"quick": {"batch_size": 64}}),
     ("ibc", "keypoints"): PolicyRecipe(
         config={**_ONE_STEP_KEYPOINTS, "hidden": 512, "n_layers": 4, "n_negatives": 256,
-                "dfo_samples": 16_384, "dfo_iterations": 3, "dfo_noise": 0.33, "dfo_shrink": 0.5},
+                "dfo_samples": 16_384, "dfo_iterations": 3, "dfo_noise": 0.33, "dfo_shrink": 0.5,
+                "energy_actions": "executed"},
         steps={"quick": 20, "book": 500, "full": 30_000},
         tier_config={"quick": {"hidden": 64, "n_layers": 2, "n_negatives": 32, "dfo_samples": 64},
                      "book": {"hidden": 256, "n_layers": 3, "dfo_samples": 1_024}},

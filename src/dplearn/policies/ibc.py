@@ -25,6 +25,14 @@ add Gaussian noise of scale :math:`\\sigma`, clip to the bounds, shrink :math:`\
 \\kappa\\sigma`; return the lowest-energy sample. Optionally **Langevin dynamics**
 (:func:`langevin_minimize`): :math:`a \\leftarrow a - \\lambda \\nabla_a E + \\sqrt{2\\lambda}\\,\\eta\\,\\varepsilon`.
 
+**What the energy scores.** By default the energy reads the whole predicted window
+:math:`a_{t-T_o+1}, \\dots, a_{t-T_o+T_p}` (``energy_actions="chunk"``), as chapter 7 builds it. With
+``energy_actions="executed"`` it reads only the :math:`T_a` actions executed now,
+:math:`a_t, \\dots, a_{t+T_a-1}`, as the Diffusion Policy paper's IBC baseline does on Push-T
+(:math:`T_o = 2`, :math:`T_a = 1`: a 2-D action instead of a 4-D window whose first action is already
+in the past). Fewer dimensions mean uniform counter-examples and DFO's samples cover the space more
+densely.
+
 Introduced in chapter 7.
 """
 
@@ -164,6 +172,8 @@ class IBCConfig(MLPPolicyConfig):
     langevin_steps      steps of Langevin dynamics when ``inference="langevin"`` (>= 1)
     langevin_step_size  :math:`\\lambda` (> 0)
     langevin_noise      :math:`\\eta` (>= 0)
+    energy_actions      ``"chunk"``: the energy reads the whole window of :math:`T_p` actions;
+                        ``"executed"``: only the :math:`T_a` executed ones (chapter 10)
     ==================  ===========================================================================
 
     Introduced in chapter 7.
@@ -179,6 +189,7 @@ class IBCConfig(MLPPolicyConfig):
     langevin_steps: int = 50
     langevin_step_size: float = 1e-2
     langevin_noise: float = 0.1
+    energy_actions: str = "chunk"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -192,12 +203,18 @@ class IBCConfig(MLPPolicyConfig):
         _check_int(self, "langevin_steps", 1)
         _check_float(self, "langevin_step_size", 0.0)
         _check_float(self, "langevin_noise", 0.0, low_open=False)
+        _check_choice(self, "energy_actions", ("chunk", "executed"))
 
 
 @register_policy
 class IBCPolicy(Policy):
-    """An energy MLP :math:`E_\\theta(o, a)` on the flattened history and chunk; InfoNCE training, DFO
-    (optionally Langevin) inference in the normalised action box :math:`[-1, 1]^{T_p \\cdot \\text{action\\_dim}}`.
+    """An energy MLP :math:`E_\\theta(o, a)` on the flattened history and actions; InfoNCE training, DFO
+    (optionally Langevin) inference in the normalised action box :math:`[-1, 1]^{n \\cdot \\text{action\\_dim}}`,
+    with :math:`n = T_p` (``energy_actions="chunk"``) or :math:`n = T_a` (``"executed"``).
+
+    With ``"executed"``, :meth:`sample` returns a full chunk ``(B, T_p, action_dim)`` whose executed
+    slots :math:`a_t, \\dots, a_{t+T_a-1}` hold the minimiser and whose other slots repeat the nearest
+    executed action (they are never executed).
 
     Introduced in chapter 7.
     """
@@ -208,21 +225,31 @@ class IBCPolicy(Policy):
     def __init__(self, config=None, obs_normalizer=None, action_normalizer=None):
         super().__init__(config, obs_normalizer, action_normalizer)
         c = self.config
-        self.action_size = c.pred_horizon * c.action_dim
+        self.energy_steps = c.pred_horizon if c.energy_actions == "chunk" else c.action_horizon
+        self.action_size = self.energy_steps * c.action_dim
         self.net = mlp(c.obs_horizon * c.obs_dim + self.action_size, c.hidden, c.n_layers, 1)
 
     def energy(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """:math:`E_\\theta(o, a)` for normalised ``obs`` (B, T_o, obs_dim) and M candidate flattened
-        chunks ``actions`` (B, M, T_p·action_dim) → (B, M)."""
+        actions ``actions`` (B, M, n·action_dim), n = T_p or T_a (``energy_actions``) → (B, M)."""
         B, M, _ = actions.shape
         o = obs.flatten(1)[:, None, :].expand(B, M, -1)
         return self.net(torch.cat([o, actions], dim=-1)).squeeze(-1)
+
+    def scored_actions(self, action: torch.Tensor) -> torch.Tensor:
+        """The part of a normalised chunk (B, T_p, action_dim) that the energy reads, flattened:
+        (B, T_p·action_dim), or the executed :math:`a_t..a_{t+T_a-1}` as (B, T_a·action_dim)."""
+        c = self.config
+        if c.energy_actions == "executed":
+            start = c.obs_horizon - 1
+            action = action[:, start:start + c.action_horizon]
+        return action.flatten(1)
 
     def compute_loss(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         c = self.config
         B = obs.shape[0]
         negatives = uniform_counter_examples(B, c.n_negatives, self.action_size, device=obs.device)
-        candidates = torch.cat([action.flatten(1)[:, None, :], negatives], dim=1)
+        candidates = torch.cat([self.scored_actions(action)[:, None, :], negatives], dim=1)
         energies = self.energy(obs, candidates)
         return info_nce(energies[:, 0], energies[:, 1:], c.temperature)
 
@@ -242,4 +269,8 @@ class IBCPolicy(Policy):
             a = langevin_minimize(energy_fn, init, c.langevin_steps, c.langevin_step_size, c.langevin_noise,
                                   generator=generator)
             best = a[torch.arange(B, device=a.device), energy_fn(a).argmin(-1)]
-        return best.view(B, c.pred_horizon, c.action_dim)
+        best = best.view(B, self.energy_steps, c.action_dim)
+        if c.energy_actions == "chunk":
+            return best
+        slot = torch.arange(c.pred_horizon, device=best.device) - (c.obs_horizon - 1)
+        return best[:, slot.clamp(0, c.action_horizon - 1)]
