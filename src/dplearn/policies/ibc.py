@@ -173,7 +173,7 @@ class IBCConfig(MLPPolicyConfig):
     langevin_step_size  :math:`\\lambda` (> 0)
     langevin_noise      :math:`\\eta` (>= 0)
     energy_actions      ``"chunk"``: the energy reads the whole window of :math:`T_p` actions;
-                        ``"executed"``: only the :math:`T_a` executed ones (chapter 10)
+                        ``"executed"``: only the :math:`T_a` executed ones (chapter 7's Push-T recipe)
     ==================  ===========================================================================
 
     Introduced in chapter 7.
