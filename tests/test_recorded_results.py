@@ -76,6 +76,37 @@ def test_recorded_ablations_hold_the_three_sweeps():
         assert all(0 <= r["score"] <= 1 and 0 <= r["success_rate"] <= 1 for r in rows)
 
 
+@pytest.mark.parametrize("name", ["ablations", "ablations-obs1"])
+def test_recorded_horizon_sweeps_fit_the_chunk_and_agree_where_they_meet(name):
+    """Every executed row lies inside the policy's chunk (T_o - 1 + k + T_a <= T_p), the policy's T_o is
+    the one its training command asked for, and the two sweeps' common point (T_a of the recipe, no
+    latency) is the same evaluation, run twice: it must give the same score."""
+    ablations = load_results(name)
+    policy, sweeps = ablations["policy"], ablations["sweeps"]
+    t_o, t_p = policy["obs_horizon"], policy["pred_horizon"]
+    words = ablations["trained_by"].split()
+    asked = int(words[words.index("--obs-horizon") + 1]) if "--obs-horizon" in words else 2
+    assert t_o == asked
+    for row in sweeps["action-horizon"]:
+        assert t_o - 1 + row["action_horizon"] <= t_p
+    for row in sweeps["latency"]:
+        assert t_o - 1 + row["latency"] + policy["action_horizon"] <= t_p
+    same = [r["score"] for r in sweeps["action-horizon"] if r["action_horizon"] == policy["action_horizon"]]
+    same += [r["score"] for r in sweeps["latency"] if r["latency"] == 0]
+    assert len(same) == 2 and same[0] == pytest.approx(same[1], abs=1e-9)
+
+
+def test_the_one_observation_sweep_reaches_the_whole_chunk_and_its_policy_is_in_the_table():
+    ablations = load_results("ablations-obs1")
+    policy = ablations["policy"]
+    longest = max(r["action_horizon"] for r in ablations["sweeps"]["action-horizon"])
+    assert policy["obs_horizon"] == 1 and longest == policy["pred_horizon"] == 16
+    # the swept file is one the comparison table scored: its command is one of the table's runs
+    commands = {run["command"] for row in load_results("comparison")["table"].values()
+                for run in row["per_run"]}
+    assert ablations["trained_by"] in commands
+
+
 def test_shipped_path_prefers_the_installed_copy_then_the_repository(tmp_path, monkeypatch):
     import dplearn.shipped as shipped
 

@@ -10,6 +10,8 @@ demonstrations; a chapter reads the file instead of typing a number:
 ==================  ==========================================================================
 ``ablations``       ``benchmarks/ablations.py``: score of the shipped ``diffusion-cnn`` against
                     the action horizon, a latency and the sampler, on the paper's 50 test starts
+``ablations-obs1``  the same script's action-horizon and latency sweeps of a ``diffusion-cnn``
+                    trained with one observation (T_o = 1), whose chunk allows T_a = 16
 ``comparison``      ``benchmarks/comparison.py``: per method, the paper's max / avg statistic
                     over training seeds (:func:`dplearn.envs.benchmark.summarize_seeds`)
 ``vision``          ``benchmarks/comparison.py --checkpoints``: the shipped ``diffusion-cnn``
