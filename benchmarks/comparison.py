@@ -86,6 +86,7 @@ def summarise(runs: list[dict], last: int) -> dict[str, dict]:
                                 "partial": r["partial"], "steps": r.get("steps_done"),
                                 "wall_seconds": r.get("wall_seconds"), "trained_on": r.get("trained_on"),
                                 "command": r.get("command"), "config": r.get("config"),
+                                "eval_threads": sorted({c["threads"] for c in scored if c.get("threads")}),
                                 "scored_in": sorted({c["scored_in"] for c in scored if c.get("scored_in")})})
         if not per_run:
             table[key] = {**row, "runs": 0}
@@ -149,12 +150,14 @@ def file_sha256(path: Path) -> str:
 
 
 def reuse_scores(runs: list[dict], sessions: list[dict], *, episodes: int, eval_seed: int, device: str,
-                 torch_version: str) -> int:
+                 torch_version: str, threads: int | None = None) -> int:
     """Give each checkpoint of ``runs`` (which has its ``sha256``) the score recorded for the same file in
     the latest of ``sessions`` (earlier results of this script) that evaluated it alike: the same
-    ``episodes``, ``eval_seed``, kind of device (``cpu``/``cuda``) and torch version. A reused record keeps
-    its score, standard error, success rate, seconds and command, and says when it was measured
-    (``scored_in``, that session's start). Returns the number of checkpoints given a score."""
+    ``episodes``, ``eval_seed``, kind of device (``cpu``/``cuda``) and torch version and, when ``threads``
+    is given (a thread count fixed for this session), the same number of torch threads: on a CPU the
+    thread count changes the order of floating-point sums, and a rollout can drift apart. A reused record
+    keeps its score, standard error, success rate, seconds, threads and command, and says when it was
+    measured (``scored_in``, that session's start). Returns the number of checkpoints given a score."""
     kind = device.split(":")[0]
     recorded: dict[str, dict] = {}
     for session in sessions:  # oldest first: a later session's record replaces an earlier one
@@ -163,9 +166,11 @@ def reuse_scores(runs: list[dict], sessions: list[dict], *, episodes: int, eval_
             continue
         for run in session.get("runs", []):
             for ck in run.get("checkpoints", []):
-                if ck.get("sha256") and ck.get("score") is not None:
-                    recorded[ck["sha256"]] = {k: ck[k] for k in ("score", "sem", "success_rate", "seconds", "command")
-                                              if k in ck} | {"scored_in": ck.get("scored_in", session.get("started"))}
+                if ck.get("sha256") and ck.get("score") is not None and (
+                        threads is None or kind == "cuda" or ck.get("threads") == threads):
+                    recorded[ck["sha256"]] = {k: ck[k] for k in ("score", "sem", "success_rate", "seconds", "command",
+                                                                 "threads") if k in ck} | {
+                        "scored_in": ck.get("scored_in", session.get("started"))}
     reused = 0
     for run in runs:
         for ck in run["checkpoints"]:
@@ -185,11 +190,12 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default 0 1 2)")
     p.add_argument("--last", type=int, default=5, help="last checkpoints scored per run (default 5)")
     gs.add_session_arguments(p, minutes=9.0, eval_seconds=150.0, runs_dir=ROOT / "runs" / "comparison",
-                             extras=("max-procs",))
+                             extras=("max-procs", "threads"))
     p.add_argument("--publish", default=None, help="also write the per-method table to this JSON file")
     p.add_argument("--reuse", action="store_true",
                    help="take the recorded score of a checkpoint file scored alike before in --runs-dir's "
-                        "results (same content, episodes, test starts, device kind and torch) instead of "
+                        "results (same content, episodes, test starts, device kind and torch, and on a CPU "
+                        "the same threads when --threads or DPLEARN_THREADS fixes them) instead of "
                         "evaluating it again")
     p.add_argument("--checkpoints", nargs="+", default=None, metavar="FILE",
                    help="score these policy checkpoints instead of training (each is one run of one seed "
@@ -295,7 +301,7 @@ def main() -> int:
         jobs = [r["job"] for r in runs if r["job"] is not None]
         concurrent = min(len(jobs), args.max_procs or len(jobs)) or 1
         for job in jobs:
-            job.threads = max(1, cores // concurrent)
+            job.threads = gs.process_threads(args.threads, cores // concurrent)
         eval_reserve = min(args.eval_seconds, 0.4 * 60.0 * args.minutes)
         completed = gs.run_jobs(jobs, deadline - eval_reserve, args.max_procs or len(jobs) or 1, "train",
                                 report_every=30.0, on_tick=keep_new_states, tick_every=0.5)
@@ -325,8 +331,10 @@ def main() -> int:
         for ck in run["checkpoints"]:
             ck["sha256"] = file_sha256(ROOT / ck["path"])
     if args.reuse:
+        fixed = args.threads or os.environ.get("DPLEARN_THREADS", "").strip()  # a thread count this session keeps
         n = reuse_scores(runs, history, episodes=args.episodes, eval_seed=args.eval_seed, device=args.device,
-                         torch_version=torch.__version__)
+                         torch_version=torch.__version__,
+                         threads=gs.process_threads(args.threads, 1) if fixed else None)
         print(f"[{gs.clock()}] --reuse: {n} of {sum(len(r['checkpoints']) for r in runs)} checkpoints scored "
               f"before in {gs.rel(results)}", flush=True)
     eval_jobs = []
@@ -342,7 +350,7 @@ def main() -> int:
             eval_jobs.append(ck["job"])
     n_eval = min(len(eval_jobs), args.max_procs or cores) or 1
     for job in eval_jobs:
-        job.threads = max(1, cores // n_eval)
+        job.threads = gs.process_threads(args.threads, cores // n_eval)
     if completed:
         gs.run_jobs(eval_jobs, deadline - 5.0, n_eval, "eval")
     for run in runs:
@@ -354,7 +362,7 @@ def main() -> int:
             ck.update(summary or {"score": None, "error": f"stopped {job.stopped}" if job.stopped else
                                   "not started" if job.started is None else f"status {job.returncode}"})
             if summary:
-                ck["scored_in"] = started
+                ck["scored_in"], ck["threads"] = started, job.threads
 
     # ---- 3. record -----------------------------------------------------------------------------
     table = summarise(runs, args.last)

@@ -107,6 +107,18 @@ def child_env(threads: int) -> dict[str, str]:
     return env
 
 
+def process_threads(asked: int | None, share: int) -> int:
+    """Torch threads of each child process, by the project's rule (:func:`dplearn.compute.torch_threads`):
+    ``DPLEARN_THREADS`` of this process's environment when set, else ``--threads`` (``asked``) when given,
+    else ``share``, the CPU cores divided among the processes that run at once."""
+    from dplearn.compute import torch_threads
+
+    try:
+        return torch_threads(asked or max(1, share))
+    except ValueError as exc:
+        raise SystemExit(f"{Path(sys.argv[0]).stem}: {exc}") from None
+
+
 def dplearn_command(*args: str) -> list[str]:
     """``python -m dplearn.cli ARGS`` with this Python (the package has no ``__main__`` module)."""
     return [sys.executable, "-m", "dplearn.cli", *args]
@@ -362,7 +374,8 @@ def add_session_arguments(parser: argparse.ArgumentParser, *, minutes: float, ev
                             help="processes at a time, training and evaluation (default: all at once)")
     if "threads" in extras:
         parser.add_argument("--threads", type=int, default=None,
-                            help="DPLEARN_THREADS of each process (default: the CPU cores shared among them)")
+                            help="DPLEARN_THREADS of each process (default: this shell's DPLEARN_THREADS "
+                                 "when set, which always wins, else the CPU cores shared among them)")
     parser.add_argument("--runs-dir", default=str(runs_dir), help="states, checkpoints, logs, results")
 
 
@@ -461,7 +474,7 @@ def main() -> int:
     eval_reserve = min(args.eval_seconds, 0.4 * 60.0 * args.minutes)
     concurrent = min(len(train_jobs), args.max_procs or len(train_jobs)) or 1
     for job in train_jobs:
-        job.threads = args.threads or max(1, cores // concurrent)
+        job.threads = process_threads(args.threads, cores // concurrent)
     gpu_samples: list[dict] = []
     completed = run_jobs(train_jobs, deadline - eval_reserve, args.max_procs or len(train_jobs) or 1, "train",
                          report_every=30.0, samples=gpu_samples)
@@ -509,7 +522,7 @@ def main() -> int:
                                            runs_dir / f"{name}.eval-{label}.log", 1)
     n_eval = min(len(eval_jobs), args.max_procs or len(eval_jobs)) or 1
     for job in eval_jobs.values():
-        job.threads = args.threads or max(1, cores // n_eval)
+        job.threads = process_threads(args.threads, cores // n_eval)
     if completed:  # after an interrupt, record the training and evaluate nothing
         run_jobs(list(eval_jobs.values()), deadline - 5.0, args.max_procs or len(eval_jobs) or 1, "eval")
 

@@ -174,7 +174,7 @@ def main() -> int:
         runs.append(run)
     jobs = [r["job"] for r in runs if r["job"] is not None]
     for job in jobs:
-        job.threads = args.threads or max(1, cores // max(1, len(jobs)))
+        job.threads = gs.process_threads(args.threads, cores // max(1, len(jobs)))
     eval_reserve = min(args.eval_seconds, 0.4 * 60.0 * args.minutes)
     gpu_samples: list[dict] = []
     completed = gs.run_jobs(jobs, deadline - eval_reserve, max(1, len(jobs)), "train", report_every=30.0,
@@ -220,7 +220,7 @@ def main() -> int:
                                                          gs.eval_argv(ROOT / run["checkpoint"], kind, k, args),
                                                          runs_dir / f"{run['name']}.eval-{label}.log", 1)
     for job in eval_jobs.values():
-        job.threads = args.threads or max(1, cores // max(1, len(eval_jobs)))
+        job.threads = gs.process_threads(args.threads, cores // max(1, len(eval_jobs)))
     if completed:
         gs.run_jobs(list(eval_jobs.values()), deadline - 5.0, max(1, len(eval_jobs)), "eval")
     for run in runs:

@@ -272,3 +272,55 @@ def test_comparison_reuses_a_score_only_for_the_same_file_scored_alike(tmp_path)
     assert module.reuse_scores(runs, sessions, episodes=50, eval_seed=100_000, device="cuda:0",
                                torch_version="2.13.0+cpu") == 1
     assert runs[0]["checkpoints"][0]["score"] == 0.3  # cuda:0 is the kind cuda
+
+
+def _comparison_module():
+    import importlib.util
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "comparison.py"
+    spec = importlib.util.spec_from_file_location("comparison_script", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_comparison_reuses_a_cpu_score_only_with_the_thread_count_this_session_keeps():
+    """With a thread count fixed (``--threads`` or ``DPLEARN_THREADS``), a CPU record is reused only if it
+    was made with as many threads; a record without its thread count is not; on a GPU threads do not count,
+    and with no fixed count any record is taken (the latest)."""
+    module = _comparison_module()
+    alike = {"episodes": 50, "eval_seed": 100_000, "torch": "2.13.0+cpu"}
+
+    def session(started, score, device="cpu", **ck):
+        return alike | {"device": device, "started": started,
+                        "runs": [{"checkpoints": [{"sha256": "s", "score": score, **ck}]}]}
+
+    sessions = [session("1", 0.1, threads=1), session("2", 0.2, threads=2), session("3", 0.3),
+                session("4", 0.4, device="cuda", threads=16)]
+
+    def reused(device, threads):
+        runs = [{"checkpoints": [{"sha256": "s"}]}]
+        module.reuse_scores(runs, sessions, episodes=50, eval_seed=100_000, device=device,
+                            torch_version="2.13.0+cpu", threads=threads)
+        return runs[0]["checkpoints"][0].get("score"), runs[0]["checkpoints"][0].get("threads")
+
+    assert reused("cpu", 1) == (0.1, 1)
+    assert reused("cpu", 2) == (0.2, 2)
+    assert reused("cpu", 4) == (None, None)
+    assert reused("cpu", None) == (0.3, None)  # the latest CPU record, whatever its threads
+    assert reused("cuda", 1) == (0.4, 16)
+
+
+@pytest.mark.parametrize("env, asked, share, expected", [
+    (None, None, 8, 8), (None, 3, 8, 3), ("2", 3, 8, 2), ("1", None, 8, 1), (None, None, 0, 1)])
+def test_child_processes_follow_the_projects_thread_rule(monkeypatch, env, asked, share, expected):
+    """DPLEARN_THREADS always wins (dplearn.compute's rule), then --threads, then the cores' share."""
+    gs = _comparison_module().gs
+    if env is None:
+        monkeypatch.delenv("DPLEARN_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("DPLEARN_THREADS", env)
+    assert gs.process_threads(asked, share) == expected
+    monkeypatch.setenv("DPLEARN_THREADS", "zero")
+    with pytest.raises(SystemExit, match="DPLEARN_THREADS"):
+        gs.process_threads(asked, share)
