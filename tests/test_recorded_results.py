@@ -324,3 +324,25 @@ def test_child_processes_follow_the_projects_thread_rule(monkeypatch, env, asked
     monkeypatch.setenv("DPLEARN_THREADS", "zero")
     with pytest.raises(SystemExit, match="DPLEARN_THREADS"):
         gs.process_threads(asked, share)
+
+
+def test_the_transformer_sampler_sweep_is_the_shipped_file_and_agrees_with_the_table():
+    """data/ablations-transformer.json sweeps the shipped transformer (its training command is the file's
+    own), and its DDPM-100 point is the same evaluation as the comparison table's row for that file
+    (50 test starts, one thread, the policy's own sampler), made by another script on another day."""
+    import torch
+
+    from dplearn.shipped import shipped_path
+
+    sweep = load_results("ablations-transformer")
+    meta = torch.load(shipped_path("checkpoints", "diffusion-transformer-keypoints.pt"), map_location="cpu",
+                      weights_only=True)["meta"]
+    assert sweep["checkpoint"] == "checkpoints/diffusion-transformer-keypoints.pt"
+    assert sweep["trained_by"] == meta["command"] and sweep["threads"] == 1
+    comparison = load_results("comparison")
+    run = recorded_run(comparison, "diffusion-transformer-keypoints", meta)
+    assert run is not None and run["eval_threads"] == [1] and comparison["episodes"] == sweep["episodes"]
+    ddpm = [r for r in sweep["sweeps"]["samplers"] if r["sampler"] == f"ddpm-{sweep['policy']['inference_steps']}"]
+    assert sweep["policy"]["sampler"] == "ddpm" and len(ddpm) == 1
+    assert ddpm[0]["score"] == pytest.approx(run["mean"], abs=6e-4)
+    assert ddpm[0]["success_rate"] == pytest.approx(run["success_rate"], abs=1e-9)

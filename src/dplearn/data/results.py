@@ -7,17 +7,19 @@ policy, the comparison of every method over training seeds. Scripts in ``benchma
 once, with the command, machine and time that made them, into a small JSON file beside the shipped
 demonstrations; a chapter reads the file instead of typing a number:
 
-==================  ==========================================================================
-``ablations``       ``benchmarks/ablations.py``: score of the shipped ``diffusion-cnn`` against
-                    the action horizon, a latency and the sampler, on the paper's 50 test starts
-``ablations-obs1``  the same script's action-horizon and latency sweeps of a ``diffusion-cnn``
-                    trained with one observation (T_o = 1), whose chunk allows T_a = 16
-``comparison``      ``benchmarks/comparison.py``: per method, the paper's max / avg statistic
-                    over training seeds (:func:`dplearn.envs.benchmark.summarize_seeds`)
-``vision``          ``benchmarks/comparison.py --checkpoints``: the shipped ``diffusion-cnn``
-                    policies on keypoints, pixels and two cameras, on the same 50 test starts
-                    (chapter 9)
-==================  ==========================================================================
+==========================  ============================================================================
+``ablations``               ``benchmarks/ablations.py``: score of the shipped ``diffusion-cnn`` against
+                            the action horizon, a latency and the sampler, on the paper's 50 test starts
+``ablations-obs1``          the same script's action-horizon and latency sweeps of a ``diffusion-cnn``
+                            trained with one observation (T_o = 1), whose chunk allows T_a = 16
+``ablations-transformer``   the same script's sampler sweep of the shipped ``diffusion-transformer``
+                            (chapter 10 sets it beside the CNN's)
+``comparison``              ``benchmarks/comparison.py``: per method, the paper's max / avg statistic
+                            over training seeds (:func:`dplearn.envs.benchmark.summarize_seeds`)
+``vision``                  ``benchmarks/comparison.py --checkpoints``: the shipped ``diffusion-cnn``
+                            policies on keypoints, pixels and two cameras, on the same 50 test starts
+                            (chapter 9)
+==========================  ============================================================================
 """
 
 from __future__ import annotations
