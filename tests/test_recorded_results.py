@@ -85,7 +85,10 @@ def test_recorded_horizon_sweeps_fit_the_chunk_and_agree_where_they_meet(name):
     policy, sweeps = ablations["policy"], ablations["sweeps"]
     t_o, t_p = policy["obs_horizon"], policy["pred_horizon"]
     words = ablations["trained_by"].split()
-    asked = int(words[words.index("--obs-horizon") + 1]) if "--obs-horizon" in words else 2
+    from dplearn.policy_training import recipe_for
+
+    default = recipe_for(words[words.index("--policy") + 1], words[words.index("--obs") + 1])[1].config
+    asked = int(words[words.index("--obs-horizon") + 1]) if "--obs-horizon" in words else default["obs_horizon"]
     assert t_o == asked
     for row in sweeps["action-horizon"]:
         assert t_o - 1 + row["action_horizon"] <= t_p
